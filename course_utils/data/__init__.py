@@ -1,0 +1,11 @@
+"""Seeded data for the lessons: vocabularies, padding and batching, task generators."""
+
+from .vocab import Vocab, PAD, BOS, EOS, pad_batch
+from .number_words import NumberWordsTask, number_words
+from .batching import Seq2SeqBatch, make_batch, iterate_batches
+
+__all__ = [
+    "Vocab", "PAD", "BOS", "EOS", "pad_batch",
+    "NumberWordsTask", "number_words",
+    "Seq2SeqBatch", "make_batch", "iterate_batches",
+]

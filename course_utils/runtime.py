@@ -1,0 +1,94 @@
+"""Device choice, seeding, and configurations that grow on a GPU.
+
+Every training cell in the course starts with the same three lines::
+
+    device = get_device()
+    seed_everything(0)
+    cfg = pick_config(device, cpu=dict(hidden=64, steps=600), gpu=dict(hidden=256, steps=3000))
+
+so one notebook runs in minutes on a laptop CPU and trains a bigger model on a GPU.
+Set the environment variable ``COURSE_DEVICE`` (``cpu``, ``cuda`` or ``mps``) to override the
+automatic choice; the renderer uses ``COURSE_DEVICE=cpu`` so stored outputs are CPU outputs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+_KNOWN_DEVICES = ("cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return the best available device: cuda, then mps, then cpu.
+
+    ``prefer`` (or the ``COURSE_DEVICE`` environment variable) forces a device; asking for one
+    that is not available raises a ``RuntimeError`` that says what is available.
+    """
+    choice = prefer if prefer is not None else os.environ.get("COURSE_DEVICE", "").strip().lower()
+    if choice:
+        if choice not in _KNOWN_DEVICES:
+            raise ValueError(f"device must be one of {_KNOWN_DEVICES}, got {choice!r}")
+        available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": _mps_available()}
+        if not available[choice]:
+            have = [name for name, ok in available.items() if ok]
+            raise RuntimeError(f"device {choice!r} was requested but is not available; available: {have}")
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def describe_device(device: torch.device | str | None = None) -> str:
+    """A one-line description of the device, e.g. 'cuda: NVIDIA H100 (79.1 GiB)' or 'cpu: 2 threads'."""
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"cuda: {props.name} ({props.total_memory / 2**30:.1f} GiB)"
+    if device.type == "mps":
+        return "mps: Apple GPU"
+    return f"cpu: {torch.get_num_threads()} threads"
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python's, NumPy's and torch's generators (all devices) and return the seed."""
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds every device, cuda included
+    return seed
+
+
+def pick_config(device: torch.device | str, *, cpu: dict, gpu: dict | None = None) -> SimpleNamespace:
+    """Choose a configuration by device: ``cpu`` on a CPU, ``cpu`` updated with ``gpu`` on a GPU.
+
+    The GPU dictionary only lists what changes (a bigger hidden size, more steps), so the two
+    configurations cannot drift apart. The result is a namespace: ``cfg.hidden``, ``cfg.steps``.
+    """
+    if not isinstance(cpu, dict):
+        raise TypeError(f"cpu must be a dict of settings, got {type(cpu).__name__}")
+    gpu = gpu or {}
+    unknown = set(gpu) - set(cpu)
+    if unknown:
+        raise KeyError(f"gpu settings {sorted(unknown)} have no CPU default; add them to cpu= too")
+    device = torch.device(device)
+    settings = dict(cpu)
+    if device.type in ("cuda", "mps"):
+        settings.update(gpu)
+    settings["device"] = device
+    return SimpleNamespace(**settings)
