@@ -49,7 +49,7 @@ class CheckResult:
     title: str
     max_points: float
     parts: list[Part] = field(default_factory=list)
-    status: str = "graded"  # graded | not_attempted | crashed
+    status: str = "graded"  # graded | not_attempted | crashed | bad_result
     message: str = ""
 
     @property
@@ -62,6 +62,8 @@ class CheckResult:
             return f"[ ] {head}\n    not attempted yet: {self.message}"
         if self.status == "crashed":
             return f"[x] {head}\n    your code raised an error: {self.message}"
+        if self.status == "bad_result":
+            return f"[x] {head}\n    what your code returned could not be checked: {self.message}"
         mark = "[ok]" if self.points == self.max_points else "[x]"
         lines = [f"{mark} {head}"]
         for p in self.parts:
@@ -166,6 +168,9 @@ def run_check(check_id: str, *learner_objects) -> CheckResult:
         result.message = err.message
     except _CheckStopped:
         pass
+    except Exception as err:  # the check choked on the learner's return value (e.g. None: a missing `return`)
+        result.status = "bad_result"
+        result.message = f"{type(err).__name__}: {err} (does it return what the exercise asks for?)"
     result.parts = checker.parts
     if result.status == "graded":
         total = sum(p.points for p in result.parts)
@@ -186,4 +191,3 @@ def check(check_id: str, *learner_objects) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(result.to_json()) + "\n")
-    return result
