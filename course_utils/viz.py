@@ -14,7 +14,8 @@ def _axes(ax):
     return ax
 
 
-def plot_learning_curves(histories: Mapping[str, "History"], ax=None, title: str = "Training loss"):
+def plot_learning_curves(histories: Mapping[str, "History"], ax=None, title: str = "Training loss",
+                         ylabel: str = "cross-entropy (nats per token)"):
     """Loss against training step, one line per named History."""
     if not histories:
         raise ValueError("plot_learning_curves needs at least one {name: History}")
@@ -23,7 +24,7 @@ def plot_learning_curves(histories: Mapping[str, "History"], ax=None, title: str
         if not hist.loss:
             raise ValueError(f"history {name!r} recorded no loss")
         ax.plot(hist.steps, hist.loss, label=name)
-    ax.set(title=title, xlabel="training step", ylabel="cross-entropy (nats per token)")
+    ax.set(title=title, xlabel="training step", ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend()
     return ax
