@@ -96,6 +96,18 @@ class Checker:
         except Exception as err:  # the learner's bug, reported not raised
             raise _LearnerCodeFailed(f"{type(err).__name__}: {err}") from err
 
+    @staticmethod
+    def raises(fn: Callable, exception: type[BaseException], *args, **kwargs) -> bool:
+        """Whether learner code raises ``exception`` for these arguments (returning, or raising
+        anything else, counts as not raising it)."""
+        try:
+            fn(*args, **kwargs)
+        except exception:
+            return True
+        except Exception:
+            return False
+        return False
+
     def expect(self, ok, points: float, what: str, hint: str = "") -> bool:
         """Score one property: ``points`` if ``ok`` is true, else 0 with ``hint`` as the feedback."""
         ok = bool(ok)

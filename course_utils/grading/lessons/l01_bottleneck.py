@@ -45,14 +45,7 @@ def check_accuracy_by_length(t, accuracy_by_length):
     ok = all(k in got and math.isclose(float(got[k]), v, abs_tol=1e-9) for k, v in want.items())
     t.expect(ok, 1, "each value is the share of correct examples of that length",
              f"expected {{3: 0.667, 5: 0.5, 8: 0.0}}, got {got}")
-    try:
-        accuracy_by_length([True, False], [3])
-        raised = False
-    except ValueError:
-        raised = True
-    except Exception:
-        raised = False
-    t.expect(raised, 1, "mismatched inputs raise ValueError",
+    t.expect(t.raises(accuracy_by_length, ValueError, [True, False], [3]), 1, "mismatched inputs raise ValueError",
              "2 results with 1 length should raise ValueError naming both counts, not give a silent answer")
 
 
