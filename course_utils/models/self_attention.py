@@ -1,0 +1,85 @@
+"""Single-head self-attention, as lesson 05 builds it; later lessons import it.
+
+A sequence attends over itself: the queries, keys and values are three learned linear maps of the
+same token vectors x (B, n, d_model),
+
+    Q = x W_q,  K = x W_k,  V = x W_v,   out = softmax(Q K^T / sqrt(d_k)) V.
+
+Without position information the layer is permutation equivariant (permuting the tokens permutes
+the outputs), so order must be added: to the inputs (``positional.py``) or, for
+``RotarySelfAttention``, by rotating queries and keys (``rotary.py``).
+
+Masks are boolean, True = may attend, and broadcast against the (B, n, n) scores: a 2-D (n, n) mask
+(e.g. ``masks.causal_mask(n)``) is shared by the whole batch; a per-sequence mask is 3-D, e.g. a
+padding mask on the keys ``masks.padding_mask(lengths)[:, None, :]`` of shape (B, 1, n).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from .attention import scaled_dot_product_attention
+from .rotary import apply_rotary
+
+
+def _check_mask(mask: torch.Tensor, B: int, n: int) -> None:
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise TypeError(f"mask must be a bool tensor (True = may attend), got {got}")
+    if mask.dim() == 2:
+        ok = tuple(mask.shape) == (n, n)
+    elif mask.dim() == 3:
+        ok = mask.shape[0] in (1, B) and mask.shape[1] in (1, n) and mask.shape[2] == n
+    else:
+        ok = False
+    if not ok:
+        raise ValueError(f"mask must be ({n}, {n}) (shared by the batch) or ({B} or 1, {n} or 1, {n}) for "
+                         f"x of shape ({B}, {n}, ...); got {tuple(mask.shape)}. A padding mask (B, n) on the "
+                         f"keys needs a query dimension: mask[:, None, :]")
+
+
+class SelfAttention(nn.Module):
+    """x (B, n, d_model) -> (out (B, n, d_v), weights (B, n, n)); d_k and d_v default to d_model."""
+
+    def __init__(self, d_model: int, d_k: int | None = None, d_v: int | None = None, bias: bool = False):
+        super().__init__()
+        d_k = d_model if d_k is None else d_k
+        d_v = d_model if d_v is None else d_v
+        for name, value in (("d_model", d_model), ("d_k", d_k), ("d_v", d_v)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.d_model, self.d_k, self.d_v = d_model, d_k, d_v
+        self.W_q = nn.Linear(d_model, d_k, bias=bias)
+        self.W_k = nn.Linear(d_model, d_k, bias=bias)
+        self.W_v = nn.Linear(d_model, d_v, bias=bias)
+
+    def rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where position enters the scores; plain self-attention leaves q and k alone."""
+        return q, k
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.d_model:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"x must be (batch, length, d_model={self.d_model}), got {got}")
+        B, n, _ = x.shape
+        if mask is not None:
+            _check_mask(mask, B, n)
+        q, k, v = self.W_q(x), self.W_k(x), self.W_v(x)     # (B, n, d_k), (B, n, d_k), (B, n, d_v)
+        q, k = self.rotate(q, k)
+        return scaled_dot_product_attention(q, k, v, mask)  # (B, n, d_v), (B, n, n)
+
+
+class RotarySelfAttention(SelfAttention):
+    """Self-attention with rotary position embeddings: queries and keys are rotated by their positions
+    (``rotary.apply_rotary``) before scoring, so the scores depend on the offset between positions."""
+
+    def __init__(self, d_model: int, d_k: int | None = None, d_v: int | None = None, bias: bool = False,
+                 base: float = 10000.0):
+        super().__init__(d_model, d_k, d_v, bias)
+        if self.d_k % 2:
+            raise ValueError(f"rotary attention rotates feature pairs: d_k must be even, got {self.d_k}")
+        self.base = float(base)
+
+    def rotate(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return apply_rotary(q, base=self.base), apply_rotary(k, base=self.base)
