@@ -19,14 +19,6 @@ def model():
     return AttentionSeq2Seq(SRC_V, TGT_V, emb_size=E, hidden_size=H).eval()
 
 
-@pytest.fixture
-def batch():
-    src = torch.tensor([[3, 4, 5, 6, 7], [8, 3, 4, 0, 0], [5, 0, 0, 0, 0]])  # (B=3, S=5), right-padded
-    src_len = torch.tensor([5, 3, 1])
-    tgt_in = torch.tensor([[1, 4, 5, 6], [1, 7, 0, 0], [1, 3, 9, 0]])          # (B=3, T=4)
-    return src, src_len, tgt_in
-
-
 def test_forward_shapes(model, batch):
     src, src_len, tgt_in = batch
     logits = model(src, src_len, tgt_in)
