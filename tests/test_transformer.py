@@ -247,14 +247,6 @@ def model():
     return TransformerSeq2Seq(SRC_V, TGT_V, d_model=16, n_heads=2, n_layers=2, d_ff=32, dropout=0.1).eval()
 
 
-@pytest.fixture
-def batch():
-    src = torch.tensor([[3, 4, 5, 6, 7], [8, 3, 4, 0, 0], [5, 0, 0, 0, 0]])
-    src_len = torch.tensor([5, 3, 1])
-    tgt_in = torch.tensor([[1, 4, 5, 6], [1, 7, 0, 0], [1, 3, 9, 0]])
-    return src, src_len, tgt_in
-
-
 def test_seq2seq_shapes_and_attention(model, batch):
     src, src_len, tgt_in = batch
     logits = model(src, src_len, tgt_in)

@@ -19,7 +19,8 @@ import torch.nn as nn
 from .seq2seq import GRUEncoder
 
 
-def _check_source(src: torch.Tensor, src_len: torch.Tensor) -> None:
+def check_source(src: torch.Tensor, src_len: torch.Tensor) -> None:
+    """Raise a clear error unless src is (B, S) integer ids and src_len (B,) integer lengths in 1..S."""
     if not isinstance(src, torch.Tensor) or src.dim() != 2:
         raise ValueError(f"src must be a (batch, source length) tensor of ids, got "
                          f"{tuple(src.shape) if isinstance(src, torch.Tensor) else type(src).__name__}")
@@ -32,6 +33,16 @@ def _check_source(src: torch.Tensor, src_len: torch.Tensor) -> None:
         raise TypeError(f"src_len must be an integer tensor, got {src_len.dtype}")
     if int(src_len.min()) < 1 or int(src_len.max()) > src.shape[1]:
         raise ValueError(f"src_len must lie in 1..{src.shape[1]} (the padded source length), got {src_len.tolist()}")
+
+
+def check_teacher_forcing_inputs(src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor) -> None:
+    """check_source, and tgt_in must be (B, T) ids with as many rows as src."""
+    check_source(src, src_len)
+    if not isinstance(tgt_in, torch.Tensor) or tgt_in.dim() != 2:
+        raise ValueError(f"tgt_in must be a (batch, target length) tensor of ids, got "
+                         f"{tuple(tgt_in.shape) if isinstance(tgt_in, torch.Tensor) else type(tgt_in).__name__}")
+    if tgt_in.shape[0] != src.shape[0]:
+        raise ValueError(f"src has {src.shape[0]} rows but tgt_in has {tgt_in.shape[0]}; they must match")
 
 
 def source_mask(src_len: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -103,19 +114,14 @@ class AttentionSeq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor):
         """-> encoder states (B, S, H), initial decoder state s_0 (B, H), mask (B, S), projected keys (B, S, H)."""
-        _check_source(src, src_len)
+        check_source(src, src_len)
         keys, state = self.encoder(src, src_len)                    # (B, S, H), (B, H)
         mask = source_mask(src_len.to(src.device), src.shape[1])    # (B, S)
         return keys, state, mask, self.decoder.attention.project_keys(keys)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
         """Teacher forcing: the decoder reads the true previous words tgt_in (B, T)."""
-        _check_source(src, src_len)
-        if not isinstance(tgt_in, torch.Tensor) or tgt_in.dim() != 2:
-            raise ValueError(f"tgt_in must be a (batch, target length) tensor of ids, got "
-                             f"{tuple(tgt_in.shape) if isinstance(tgt_in, torch.Tensor) else type(tgt_in).__name__}")
-        if tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(f"src has {src.shape[0]} rows but tgt_in has {tgt_in.shape[0]}; they must match")
+        check_teacher_forcing_inputs(src, src_len, tgt_in)
         keys, state, mask, projected = self.encode(src, src_len)
         all_logits, all_weights = [], []
         for t in range(tgt_in.shape[1]):

@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from .attention import AdditiveScore, DotScore, GeneralScore, masked_softmax
-from .attention_seq2seq import _check_source, source_mask
+from .attention_seq2seq import check_source, check_teacher_forcing_inputs, source_mask
 from .seq2seq import GRUEncoder
 
 SCORES = ("dot", "general", "concat")
@@ -182,10 +182,7 @@ class LuongSeq2Seq(nn.Module):
         return self.out(attentional), last.squeeze(0), spread_weights(weights, positions, keys.shape[1])
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
-        _check_source(src, src_len)
-        if not isinstance(tgt_in, torch.Tensor) or tgt_in.dim() != 2 or tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(f"tgt_in must be a ({src.shape[0]}, target length) tensor of ids, got "
-                             f"{tuple(tgt_in.shape) if isinstance(tgt_in, torch.Tensor) else type(tgt_in).__name__}")
+        check_teacher_forcing_inputs(src, src_len, tgt_in)
         keys, hidden = self.encoder(src, src_len)                                      # (B, S, H), (B, H)
         logits, _, weights = self.decode(tgt_in, hidden, keys, src_len)
         return (logits, weights) if return_attention else logits
@@ -196,7 +193,7 @@ class LuongSeq2Seq(nn.Module):
         """Greedy decoding, one step at a time, feeding back the most likely word."""
         if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 1:
             raise ValueError(f"max_len must be a positive int, got {max_len!r}")
-        _check_source(src, src_len)
+        check_source(src, src_len)
         keys, hidden = self.encoder(src, src_len)
         token = torch.full((src.shape[0], 1), bos_id, dtype=torch.long, device=src.device)   # (B, 1)
         ids, all_weights = [], []

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from .attention_seq2seq import _check_source
+from .attention_seq2seq import check_source, check_teacher_forcing_inputs
 from .masks import causal_mask, padding_mask
 from .multihead_attention import MultiHeadAttention
 from .positional import SinusoidalPositionalEncoding
@@ -171,7 +171,7 @@ class TransformerSeq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor):
         """-> memory (B, S, d), source mask (B, 1, 1, S) True at real tokens, encoder weights per layer."""
-        _check_source(src, src_len)
+        check_source(src, src_len)
         mask = padding_mask(src_len.to(src.device), src.shape[1])[:, None, None, :]   # (B, 1, 1, S)
         memory, weights = self.encoder(self.pos(self.src_embed(src)), mask)           # (B, S, d)
         return memory, mask, weights
@@ -184,12 +184,7 @@ class TransformerSeq2Seq(nn.Module):
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
         """Teacher forcing: all target positions at once, the causal mask hides the future."""
-        _check_source(src, src_len)
-        if not isinstance(tgt_in, torch.Tensor) or tgt_in.dim() != 2:
-            raise ValueError(f"tgt_in must be a (batch, target length) tensor of ids, got "
-                             f"{tuple(tgt_in.shape) if isinstance(tgt_in, torch.Tensor) else type(tgt_in).__name__}")
-        if tgt_in.shape[0] != src.shape[0]:
-            raise ValueError(f"src has {src.shape[0]} rows but tgt_in has {tgt_in.shape[0]}; they must match")
+        check_teacher_forcing_inputs(src, src_len, tgt_in)
         memory, src_mask, enc_ws = self.encode(src, src_len)
         logits, self_ws, cross_ws = self.decode(tgt_in, memory, src_mask)
         if return_attention:

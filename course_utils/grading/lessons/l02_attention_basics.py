@@ -9,20 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from ..core import register
+from ..tensor_checks import close as _close, describe as _describe, is_tensor as _is_tensor
 
 SET = "02_attention_basics"
-
-
-def _is_tensor(x, shape=None) -> bool:
-    return isinstance(x, torch.Tensor) and (shape is None or tuple(x.shape) == tuple(shape))
-
-
-def _close(got, want, atol=1e-5) -> bool:
-    return _is_tensor(got, want.shape) and bool(torch.isfinite(got).all()) and torch.allclose(got.float(), want, atol=atol)
-
-
-def _describe(x) -> str:
-    return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
 def _ref_masked_softmax(scores, mask, dim=-1):

@@ -8,25 +8,13 @@ import math
 import torch
 
 from ..core import register
+from ..tensor_checks import close as _close, is_tensor as _is_tensor, rounded as _rounded
 
 SET = "05_self_attention"
 
 
-def _is_tensor(x, shape=None) -> bool:
-    return isinstance(x, torch.Tensor) and (shape is None or tuple(x.shape) == tuple(shape))
-
-
 def _describe(x) -> str:
     return f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-
-
-def _close(got, want, atol=1e-5) -> bool:
-    return (_is_tensor(got, want.shape) and got.dtype.is_floating_point and bool(torch.isfinite(got).all())
-            and torch.allclose(got.detach().cpu().float(), want.float(), atol=atol))
-
-
-def _rounded(x, nd=3):
-    return [round(float(v), nd) for v in x]
 
 
 def _bools(x) -> list:
