@@ -18,7 +18,9 @@ BAD = [
     (lambda s, l, t: (s[0], l, t), ValueError, "src must be a (batch, source length)"),
     (lambda s, l, t: (s.float(), l, t), TypeError, "integer token ids"),
     (lambda s, l, t: (s, l[:2], t), ValueError, "src_len must be (3,)"),
+    (lambda s, l, t: (s, l.float(), t), TypeError, "src_len must be an integer"),
     (lambda s, l, t: (s, torch.tensor([5, 0, 1]), t), ValueError, "src_len must lie in 1..5"),
+    (lambda s, l, t: (s, torch.tensor([6, 3, 1]), t), ValueError, "src_len must lie in 1..5"),
     (lambda s, l, t: (s, l, t[0]), ValueError, "tgt_in must be a (batch, target length)"),
     (lambda s, l, t: (s, l, t[:2]), ValueError, "src has 3 rows but tgt_in has 2"),
 ]
