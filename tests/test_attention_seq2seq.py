@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from course_utils.models import AttentionSeq2Seq
-from course_utils.models.attention_seq2seq import AdditiveAttention, source_mask
+from course_utils.models.attention_seq2seq import AdditiveAttention
+from course_utils.models.masks import padding_mask
 
 SRC_V, TGT_V, E, H = 9, 11, 4, 6
 
@@ -67,7 +68,7 @@ def test_additive_attention_matches_formula():
     torch.manual_seed(1)
     att = AdditiveAttention(3, 5, 4)
     q, k = torch.randn(2, 3), torch.randn(2, 6, 5)
-    mask = source_mask(torch.tensor([6, 2]), 6)
+    mask = padding_mask(torch.tensor([6, 2]), 6)
     context, w = att(q, k, mask)
     scores = att.v(torch.tanh(att.W_s(q)[:, None] + att.W_h(k))).squeeze(-1)
     want = torch.softmax(scores.masked_fill(~mask, float("-inf")), -1)

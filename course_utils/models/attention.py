@@ -22,7 +22,8 @@ def _require_tensor(name: str, x, min_dim: int) -> None:
         raise ValueError(f"{name} must have at least {min_dim} dimensions, got shape {tuple(x.shape)}")
 
 
-def _require_bool_mask(mask) -> None:
+def require_bool_mask(mask) -> None:
+    """Raise a TypeError unless mask is a bool tensor (the course's masks: True = may attend)."""
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
         raise TypeError(f"mask must be a bool tensor (True = may attend), got {got}")
@@ -37,7 +38,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None = None, dim: 
     _require_tensor("scores", scores, 1)
     if mask is None:
         return torch.softmax(scores, dim=dim)
-    _require_bool_mask(mask)
+    require_bool_mask(mask)
     try:
         filled = scores.masked_fill(~mask, float("-inf"))
     except RuntimeError as err:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .masks import padding_mask
 from .seq2seq import GRUEncoder
 
 
@@ -43,12 +44,6 @@ def check_teacher_forcing_inputs(src: torch.Tensor, src_len: torch.Tensor, tgt_i
                          f"{tuple(tgt_in.shape) if isinstance(tgt_in, torch.Tensor) else type(tgt_in).__name__}")
     if tgt_in.shape[0] != src.shape[0]:
         raise ValueError(f"src has {src.shape[0]} rows but tgt_in has {tgt_in.shape[0]}; they must match")
-
-
-def source_mask(src_len: torch.Tensor, max_len: int) -> torch.Tensor:
-    """(B,) lengths -> (B, S) bool mask, True at real source tokens, False at padding."""
-    positions = torch.arange(max_len, device=src_len.device)  # (S,)
-    return positions.unsqueeze(0) < src_len.unsqueeze(1)      # (B, S)
 
 
 class AdditiveAttention(nn.Module):
@@ -116,7 +111,7 @@ class AttentionSeq2Seq(nn.Module):
         """-> encoder states (B, S, H), initial decoder state s_0 (B, H), mask (B, S), projected keys (B, S, H)."""
         check_source(src, src_len)
         keys, state = self.encoder(src, src_len)                    # (B, S, H), (B, H)
-        mask = source_mask(src_len.to(src.device), src.shape[1])    # (B, S)
+        mask = padding_mask(src_len.to(src.device), src.shape[1])    # (B, S)
         return keys, state, mask, self.decoder.attention.project_keys(keys)
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):

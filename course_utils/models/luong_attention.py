@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from .attention import AdditiveScore, DotScore, GeneralScore, masked_softmax
-from .attention_seq2seq import check_source, check_teacher_forcing_inputs, source_mask
+from .attention_seq2seq import check_source, check_teacher_forcing_inputs
+from .masks import padding_mask
 from .seq2seq import GRUEncoder
 
 SCORES = ("dot", "general", "concat")
@@ -137,7 +138,7 @@ class LuongAttention(nn.Module):
         if self.window == "global":
             scores = self.score(query, keys)                                   # (B, T, S)
             self.scores_computed += scores.numel()
-            weights = masked_softmax(scores, source_mask(src_len, S).unsqueeze(1))
+            weights = masked_softmax(scores, padding_mask(src_len, S).unsqueeze(1))
             return weights @ keys, weights, None                               # (B, T, H)
         p = self.centres(query, src_len, first_step)                           # (B, T)
         positions = window_positions(p.round().long(), self.D)                 # (B, T, W)

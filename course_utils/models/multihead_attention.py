@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .attention import scaled_dot_product_attention
+from .attention import require_bool_mask, scaled_dot_product_attention
 
 
 def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
@@ -45,9 +45,7 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
 def _check_mask(mask: torch.Tensor | None) -> None:
     if mask is None:
         return
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise TypeError(f"mask must be a bool tensor (True = may attend), got {got}")
+    require_bool_mask(mask)
     if mask.dim() == 3:
         raise ValueError(f"a 3-D mask {tuple(mask.shape)} is ambiguous: (B, m, n) would broadcast against the "
                          f"heads, not the batch; add the head dimension with mask[:, None] -> (B, 1, m, n)")

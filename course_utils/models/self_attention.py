@@ -19,14 +19,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .attention import scaled_dot_product_attention
+from .attention import require_bool_mask, scaled_dot_product_attention
 from .rotary import apply_rotary
 
 
 def _check_mask(mask: torch.Tensor, B: int, n: int) -> None:
-    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-        raise TypeError(f"mask must be a bool tensor (True = may attend), got {got}")
+    require_bool_mask(mask)
     if mask.dim() == 2:
         ok = tuple(mask.shape) == (n, n)
     elif mask.dim() == 3:

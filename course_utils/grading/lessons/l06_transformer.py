@@ -123,16 +123,20 @@ def check_multi_head_attention(t, multi_head_attention):
 # --------------------------------------------------------------------------- exercise 3 and 4
 
 
+def _with_uneven_norms(block):
+    """Give every LayerNorm of a block non-trivial scales and shifts, so that a missing or misplaced norm shows."""
+    with torch.no_grad():
+        for norm in (m for m in block.modules() if isinstance(m, torch.nn.LayerNorm)):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.uniform_(-0.5, 0.5)
+    return block
+
+
 def _encoder_block(seed=0):
     from ...models.transformer import EncoderBlock
 
     torch.manual_seed(seed)
-    block = EncoderBlock(8, 2, 16, dropout=0.0, norm_first=True).eval()
-    with torch.no_grad():   # non-trivial norms, so that a missing or misplaced norm shows
-        for norm in (block.norm1, block.norm2):
-            norm.weight.uniform_(0.5, 1.5)
-            norm.bias.uniform_(-0.5, 0.5)
-    return block
+    return _with_uneven_norms(EncoderBlock(8, 2, 16, dropout=0.0, norm_first=True).eval())
 
 
 @register("06.encoder_block", title="one pre-LN encoder block", exercise_set=SET, points=4)
@@ -180,12 +184,7 @@ def _decoder_block(seed=0):
     from ...models.transformer import DecoderBlock
 
     torch.manual_seed(seed)
-    block = DecoderBlock(8, 2, 16, dropout=0.0, norm_first=True).eval()
-    with torch.no_grad():
-        for norm in (block.norm1, block.norm2, block.norm3):
-            norm.weight.uniform_(0.5, 1.5)
-            norm.bias.uniform_(-0.5, 0.5)
-    return block
+    return _with_uneven_norms(DecoderBlock(8, 2, 16, dropout=0.0, norm_first=True).eval())
 
 
 @register("06.decoder_block", title="one pre-LN decoder block with a causal mask", exercise_set=SET, points=4)
