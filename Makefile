@@ -11,14 +11,18 @@ NBVAL_SANITIZE := tests/nbval_sanitize.cfg
 # Jupyter refuses to run as root unless told; containers often run as root.
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test test-unit test-notebooks test-exercises exercises render grade clean-venv
+.PHONY: lab test test-unit test-notebooks test-exercises test-browser test-gpu bench exercises render grade clean-venv
 
 $(STAMP): pyproject.toml
+	@echo "Setting up the course in $(VENV)/ (first time only: a few minutes, mostly downloading PyTorch and JupyterLab)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --editable '.[test]'
+	$(PY) -m pip install --progress-bar on --editable '.[test]'
 	touch $(STAMP)
+	@echo "The course is installed in $(VENV)/"
 
+# The course's own notebooks are trusted, so that their stored widgets and plots show before they are run.
 lab: $(STAMP)
+	$(VENV)/bin/jupyter trust notebooks/*.ipynb exercises/*.ipynb
 	$(VENV)/bin/jupyter lab $(LAB_ARGS) --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks/00_orientation.ipynb
 
 test: test-unit test-notebooks test-exercises
@@ -37,6 +41,16 @@ exercises: $(STAMP)
 
 render: $(STAMP)
 	$(PY) -m course_utils.notebook_tools.render
+
+# Time every notebook (lessons, solutions, exercises) on the CPU; writes notebooks/TIMINGS.md. Run it on a quiet machine.
+bench: $(STAMP)
+	$(PY) -m course_utils.notebook_tools.render --bench notebooks/TIMINGS.md
+
+# For instructors with a GPU: every notebook on CUDA, every cell run and every assert held. Stored outputs are CPU
+# outputs, so outputs are not compared (nbval-lax), only errors fail.
+test-gpu: $(STAMP)
+	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu needs a CUDA GPU: torch.cuda.is_available() is False')"
+	COURSE_DEVICE=cuda $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 notebooks solutions exercises
 
 # make grade SUBMISSIONS=path/to/folder [OUT=gradebook]
 SUBMISSIONS ?= submissions

@@ -11,6 +11,8 @@ The package is split by concept, so a reader can find each piece by its folder:
 - ``notebook_tools``  exercise generation and re-rendering of the lesson notebooks
 """
 
-from .runtime import get_device, seed_everything, pick_config, describe_device
+from .runtime import get_device, seed_everything, pick_config, describe_device, choose_cpu_threads
 
-__all__ = ["get_device", "seed_everything", "pick_config", "describe_device"]
+choose_cpu_threads()  # one thread unless COURSE_THREADS / OMP_NUM_THREADS says otherwise (see runtime)
+
+__all__ = ["get_device", "seed_everything", "pick_config", "describe_device", "choose_cpu_threads"]

@@ -74,6 +74,9 @@ def train(model: torch.nn.Module, next_batch: Callable[[int], Any], loss_fn: Cal
             history.eval_steps.append(step)
     model.eval()
     history.seconds = time.perf_counter() - start
+    bar.close()
+    if progress:  # the bar disappears when done (leave=False); this line stays in the stored output
+        print(f"{desc}: {steps} steps in {history.seconds:.1f} s, final loss {history.loss[-1]:.3f}")
     return history
 
 

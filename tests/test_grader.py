@@ -20,7 +20,8 @@ import nbformat
 import pytest
 
 from course_utils.grading import checks_for, run_check
-from course_utils.grading.grader import _result_from_json, feedback_name, main
+from course_utils.grading.grader import (Grade, _check_id, _environment, _result_from_json, feedback_name,
+                                        gradebook_columns, main)
 from course_utils.notebook_tools.exercises import BEGIN
 from course_utils.notebook_tools.paths import folder
 
@@ -143,7 +144,9 @@ def feedback(graded, submission: str) -> str:
 
 def test_exit_status_and_columns(graded):
     assert graded["code"] == 0
-    assert graded["columns"] == ["submission", "exercise_set", "status", *sorted(FULL), "total", "max_points"]
+    in_notebook_order = [cid for cell in _exercise().cells if (cid := _check_id(cell))]
+    assert sorted(in_notebook_order) == sorted(FULL)
+    assert graded["columns"] == ["submission", "exercise_set", "status", *in_notebook_order, "total", "max_points"]
     assert sorted(graded["rows"]) == sorted([*graded["expected"], "broken.ipynb", "no_set.ipynb", "unknown_set.ipynb"])
 
 
@@ -287,3 +290,23 @@ def test_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main([str(tmp_path), "--out", str(tmp_path / "out"), "--timeout", "0"])
     assert exc.value.code == 2 and "must be a positive number" in capsys.readouterr().err
+
+
+def test_gradebook_columns_follow_the_exercise_notebook(tmp_path):
+    """Columns follow the order of the check cells in the exercise notebook, not the registry's order."""
+    nb = _exercise()
+    check_cells = [i for i, cell in enumerate(nb.cells) if _check_id(cell)]
+    assert len(check_cells) >= 2, "the fixture set needs two checks to test their order"
+    first, last = check_cells[0], check_cells[-1]
+    nb.cells[first], nb.cells[last] = nb.cells[last], nb.cells[first]
+    nbformat.write(nb, tmp_path / f"{SET}.ipynb")
+    grade = Grade("a.ipynb", SET, max_points=MAX)
+    swapped = [_check_id(nb.cells[i]) for i in check_cells]
+    assert gradebook_columns([grade], tmp_path) == swapped
+    assert gradebook_columns([grade], tmp_path) != [c.check_id for c in CHECKS]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_each_submission_gets_its_thread_count(tmp_path, threads):
+    env = _environment(tmp_path / "results.jsonl", threads)
+    assert env["COURSE_THREADS"] == env["OMP_NUM_THREADS"] == str(threads)

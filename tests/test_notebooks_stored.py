@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nbformat
 import pytest
 
@@ -30,3 +32,18 @@ def test_lesson_is_stored_executed_top_to_bottom(path):
 def test_solutions_and_exercises_are_stored_clean(path):
     code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
     assert all(not c.outputs and c.get("execution_count") is None for c in code), f"{path} stores outputs"
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.name)
+def test_lesson_looks_right_before_it_is_run(path):
+    """No stored output needs a kernel to look right: no widget views (a static snapshot instead), no
+    frozen progress bars (a summary line instead)."""
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
+        for output in cell.outputs:
+            data = output.get("data", {})
+            assert "application/vnd.jupyter.widget-view+json" not in data, \
+                f"{path.name}, code cell {index}: a stored widget view (shows as text before the lesson runs): make render"
+            text = output.get("text", "") + "".join(data.get("text/plain", ""))
+            assert not re.search(r"\b0%\|", text), f"{path.name}, code cell {index}: a frozen progress bar is stored"
+    assert "widgets" not in nb.metadata, f"{path.name} stores widget state that nothing uses: make render"

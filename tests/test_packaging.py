@@ -45,3 +45,18 @@ def test_lesson_exercise_and_solution_names_line_up():
     solutions = {p.name for p in (ROOT / "solutions").glob("*.ipynb")}
     assert solutions <= lessons and solutions == {p.name for p in (ROOT / "exercises").glob("*.ipynb")}
     assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", n) for n in lessons)
+
+
+def test_readme_names_the_torch_version_ci_tests():
+    """The README's 'Tested versions' table names the torch that CI installs, so the claim stays true."""
+    pinned = re.search(r"torch==([0-9.]+)", (ROOT / ".ci" / "run").read_text()).group(1)
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(rf"^\| torch \| {re.escape(pinned)} \|", readme, re.M), \
+        f"README's tested-versions table should list torch {pinned}, the version .ci/run installs"
+
+
+def test_makefile_has_the_instructor_targets():
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("bench", "test-gpu", "grade", "exercises", "render"):
+        assert re.search(rf"^{target}:", makefile, re.M), f"make {target} is documented but missing"
+    assert "jupyter trust" in makefile, "make lab should trust the course's notebooks so stored widgets render"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import get_device, pick_config, seed_everything
+from course_utils import choose_cpu_threads, get_device, pick_config, seed_everything
 
 
 def test_get_device_defaults_to_cpu_here_and_honours_override(monkeypatch):
@@ -47,3 +47,38 @@ def test_pick_config_by_device():
 def test_pick_config_rejects_gpu_only_settings():
     with pytest.raises(KeyError, match="no CPU default"):
         pick_config("cpu", cpu=dict(hidden=64), gpu=dict(layers=4))
+
+
+@pytest.fixture
+def restore_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_importing_the_course_leaves_one_thread_unless_told(restore_threads, monkeypatch):
+    for name in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    torch.set_num_threads(2)
+    assert choose_cpu_threads() == 1 and torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("name", ["COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"])
+def test_the_learners_thread_setting_wins(restore_threads, monkeypatch, name):
+    for other in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(other, raising=False)
+    monkeypatch.setenv(name, "3")
+    assert choose_cpu_threads() == 3 and torch.get_num_threads() == 3
+
+
+def test_course_threads_comes_before_omp(restore_threads, monkeypatch):
+    monkeypatch.setenv("COURSE_THREADS", "2")
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert choose_cpu_threads() == 2
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "two", "1.5"])
+def test_a_bad_thread_setting_says_what_was_expected(restore_threads, monkeypatch, raw):
+    monkeypatch.setenv("COURSE_THREADS", raw)
+    with pytest.raises(ValueError, match="COURSE_THREADS must be a positive integer"):
+        choose_cpu_threads()

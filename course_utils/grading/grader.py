@@ -102,6 +102,7 @@ class Settings:
     exercises_dir: Path
     timeout: float = 300.0
     cell_timeout: int = 120
+    threads: int = 1  # torch CPU threads per submission: jobs side by side must not wait on each other
 
 
 @dataclass
@@ -207,11 +208,13 @@ def prepare(nb: nbformat.NotebookNode, reference: dict[str, str]) -> dict[str, l
 # --------------------------------------------------------------------------- running one notebook
 
 
-def _environment(results: Path) -> dict[str, str]:
+def _environment(results: Path, threads: int = 1) -> dict[str, str]:
     """The grading process's environment; the kernel inherits it (and imports course_utils from here)."""
     env = dict(os.environ)
     env[RESULTS_ENV] = str(results)
     env["COURSE_DEVICE"] = "cpu"
+    env["COURSE_THREADS"] = str(threads)  # read by course_utils.runtime.choose_cpu_threads in the kernel
+    env["OMP_NUM_THREADS"] = str(threads)  # and by torch itself, before the first import of course_utils
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # silences a debugger warning in the kernel
     return env
@@ -254,7 +257,7 @@ def run_notebook(nb: nbformat.NotebookNode, workdir: Path, settings: Settings) -
     nbformat.write(nb, notebook)
     with open(workdir / "grading.log", "wb") as log:
         proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(notebook), str(progress), str(settings.cell_timeout)],
-                                cwd=workdir, env=_environment(results), stdout=log, stderr=subprocess.STDOUT,
+                                cwd=workdir, env=_environment(results, settings.threads), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         timed_out = False
         try:
@@ -387,10 +390,27 @@ def _number(x: float) -> str:
     return f"{x:g}"
 
 
-def write_gradebook(grades: list[Grade], path: Path) -> None:
+def gradebook_columns(grades: list[Grade], exercises_dir: Path | None = None) -> list[str]:
+    """The check columns: exercise sets in course order, and within a set the order in which its check
+    cells stand in the exercise notebook (the registry's order where there is no reference notebook)."""
+    sets = sorted({g.exercise_set for g in grades if g.max_points is not None})
+    columns: list[str] = []
+    for exercise_set in sets:
+        order: list[str] = []
+        if exercises_dir is not None:
+            try:
+                order = list(reference_check_cells(exercises_dir, exercise_set))
+            except SubmissionError:
+                order = []
+        order += [c.check_id for c in checks_for(exercise_set) if c.check_id not in order]
+        columns += [cid for cid in order if cid not in columns]
+    columns += sorted({c.check_id for g in grades for c in g.checks} - set(columns))
+    return columns
+
+
+def write_gradebook(grades: list[Grade], path: Path, exercises_dir: Path | None = None) -> None:
     """One row per submission, one column per check (blank where the check is not in its set)."""
-    check_ids = sorted({c.check_id for g in grades for c in g.checks}
-                       | {c.check_id for g in grades if g.max_points is not None for c in checks_for(g.exercise_set)})
+    check_ids = gradebook_columns(grades, exercises_dir)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["submission", "exercise_set", "status", *check_ids, "total", "max_points"])
@@ -451,7 +471,7 @@ def grade_folder(root: Path, out: Path, settings: Settings, jobs: int = 1) -> li
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         grades = list(pool.map(lambda p: grade_submission(p, root, settings), paths))
     out.mkdir(parents=True, exist_ok=True)
-    write_gradebook(grades, out / "gradebook.csv")
+    write_gradebook(grades, out / "gradebook.csv", settings.exercises_dir)
     write_feedback(grades, out / "feedback")
     return grades
 
@@ -484,6 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exercises-dir", type=Path, default=None,
                         help="reference exercise notebooks (default: the course's exercises/)")
     parser.add_argument("--jobs", type=_positive(int), default=1, help="submissions graded at once (default 1)")
+    parser.add_argument("--threads", type=_positive(int), default=1,
+                        help="torch CPU threads per submission (default 1: with more, jobs side by side and any other "
+                             "busy process make every training step many times slower)")
     args = parser.parse_args(argv)
 
     if not args.submissions.is_dir():
@@ -494,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
     if not find_submissions(args.submissions):
         parser.error(f"no *.ipynb files under {args.submissions}")
 
-    settings = Settings(exercises_dir=exercises_dir, timeout=args.timeout, cell_timeout=args.cell_timeout)
+    settings = Settings(exercises_dir=exercises_dir, timeout=args.timeout, cell_timeout=args.cell_timeout,
+                        threads=args.threads)
     grades = grade_folder(args.submissions, args.out, settings, jobs=args.jobs)
     print(summary_table(grades))
     print(f"\nwrote {args.out / 'gradebook.csv'} and {len(grades)} feedback file(s) in {args.out / 'feedback'}")
