@@ -87,3 +87,72 @@ def test_plots_label_axes_and_reject_bad_input():
         attention_heatmap(torch.ones(3, 2), ["a", "b", "c"], ["x", "y"])
     with pytest.raises(ValueError, match="at least one"):
         plot_learning_curves({})
+
+
+# --------------------------------------------------------------------------- lesson 01's source feeds and checks
+
+from course_utils.data.source_transforms import SOURCE_FEEDS, TransformedSourceTask, transform_source
+
+
+def test_transform_source_feeds():
+    words = ["three", "one", "four"]
+    assert transform_source(words, "forward") == words
+    assert transform_source(words, "reversed") == ["four", "one", "three"]
+    assert transform_source(words, "twice") == words + words
+    assert words == ["three", "one", "four"]  # the input is not modified
+    with pytest.raises(ValueError, match="feed must be one of"):
+        transform_source(words, "backwards")
+
+
+@pytest.mark.parametrize("feed", SOURCE_FEEDS)
+def test_transformed_task_keeps_targets_and_vocabularies(feed):
+    task = NumberWordsTask("de", "aligned", 2, 5)
+    fed = TransformedSourceTask(task, feed)
+    assert fed.src_vocab is task.src_vocab and fed.tgt_vocab is task.tgt_vocab and fed.max_len == 5
+    plain, transformed = task.sample(20, seed=3), fed.sample(20, seed=3)
+    assert [t for _, t in transformed] == [t for _, t in plain]
+    assert [s for s, _ in transformed] == [transform_source(s, feed) for s, _ in plain]
+    assert all(len(s) == (8 if feed == "twice" else 4) for s, _ in fed.sample(5, seed=1, length=4))
+    batch = make_batch(fed.sample(4, seed=2), fed.src_vocab, fed.tgt_vocab)
+    reference = make_batch(task.sample(4, seed=2), task.src_vocab, task.tgt_vocab, reverse_source=True)
+    if feed == "reversed":  # the same batch make_batch's own reverse_source gives
+        assert torch.equal(batch.src, reference.src) and torch.equal(batch.tgt_out, reference.tgt_out)
+    with pytest.raises(ValueError, match="feed"):
+        TransformedSourceTask(task, "sideways")
+
+
+def test_lesson01_checks_switch_off_the_finished_versions_and_restore_them():
+    from course_utils.grading.core import run_check
+    from course_utils.models import final_hidden_state as finished_state
+    from course_utils.training import accuracy_by_length as finished_accuracy
+
+    result = run_check("01.final_state", finished_state)
+    assert result.points == 0 and "switched off" in result.message
+    assert run_check("01.accuracy_by_length", finished_accuracy).points == 0
+    reverse = lambda src, lengths: torch.stack([torch.tensor(transform_source(r[:n].tolist(), "reversed") + r[n:].tolist())
+                                                for r, n in zip(src, lengths.tolist())])
+    assert run_check("01.reverse_source", reverse).points < 4
+    # and afterwards they work again
+    assert finished_accuracy([True, False], [2, 2]) == {2: 0.5}
+    assert finished_state(torch.zeros(1, 2, 3), torch.tensor([2])).shape == (1, 3)
+    assert transform_source(["a", "b"], "reversed") == ["b", "a"]
+
+
+def test_lesson01_checks_accept_numpy_and_float64_answers_and_locate_errors():
+    import numpy as np
+    from course_utils.grading.core import run_check
+
+    def final_state(outputs, lengths):
+        return outputs.double()[torch.arange(len(lengths)), lengths - 1].numpy()
+
+    assert run_check("01.final_state", final_state).points == 4
+
+    def path_lengths(S, order, feed):
+        read = 2 * S if feed == "twice" else S
+        pos = lambda t: (t if order == "aligned" else S - t + 1)
+        where = {"forward": lambda i: i, "reversed": lambda i: S - i + 1, "twice": lambda i: i}[feed]  # first copy: wrong
+        return np.array([read - where(pos(t)) + t for t in range(1, S + 1)], dtype=np.float64)
+
+    result = run_check("01.path_lengths", path_lengths, lambda: np.bool_(False))
+    assert result.points == 2  # forward/reversed right, the doubled source counted from the first copy, verdict right
+    assert "index 0" in result.feedback() and "second copy" in result.feedback()
