@@ -73,3 +73,28 @@ def test_iterate_batches_covers_every_pair_once():
     batches = list(iterate_batches(pairs, task.src_vocab, task.tgt_vocab, batch_size=4, seed=1))
     assert [len(b) for b in batches] == [4, 4, 2]
     assert sum(int(b.src_len.sum()) for b in batches) == sum(len(s) for s, _ in pairs)
+
+
+def test_split_source_two_tokens_for_one_word():
+    task = NumberWordsTask("de", "aligned", 2, 4, n_numbers=100, split_source=True)
+    assert task.translate([42, 7, 20]) == (["forty", "two", "seven", "twenty"], ["zweiundvierzig", "sieben", "zwanzig"])
+    assert task.source_positions([42, 7, 20]) == [[0, 1], [2], [3]]
+    assert task.name == "English -> German (aligned, split source)"
+    assert "forty" in task.src_vocab.itos and "forty-two" not in task.src_vocab.itos
+    mirror = NumberWordsTask("de", "mirror", n_numbers=100, split_source=True)
+    assert mirror.translate([42, 7])[1] == ["sieben", "zweiundvierzig"]
+    assert mirror.source_positions([42, 7]) == [[2], [0, 1]]
+    for numbers in ([3, 55, 90], [99, 0]):   # every source token belongs to exactly one target word
+        src, tgt = task.translate(numbers)
+        spans = task.source_positions(numbers)
+        assert len(spans) == len(tgt) and sorted(p for s in spans for p in s) == list(range(len(src)))
+    pairs = task.sample(20, seed=1)
+    assert pairs == task.sample(20, seed=1) and all(2 <= len(t) <= 4 and len(t) <= len(s) <= 2 * len(t) for s, t in pairs)
+    batch = make_batch(pairs, task.src_vocab, task.tgt_vocab)   # every piece is in the source vocabulary
+    assert batch.src.shape[0] == 20
+
+
+def test_default_task_unchanged_by_split_option():
+    task = NumberWordsTask()
+    assert task.split_source is False and task.source_positions([3, 1]) == [[0], [1]]
+    assert task.translate([21 % 10]) == (["one"], ["eins"]) and len(task.src_vocab) == 13

@@ -10,6 +10,14 @@ another language (num2words supplies the words, babel the language's name). Two 
 Example (aligned, German)::
 
     source: three one four        target: drei eins vier
+
+With ``split_source=True`` every source word is split at its hyphens into separate tokens, so a
+number such as 42 is read as two tokens but written as one: a two-to-one alignment, like French
+"la Syrie" -> English "Syria"::
+
+    source: forty two seven       target: zweiundvierzig sieben
+
+``source_positions`` gives, for each target word, the source positions it translates.
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ class NumberWordsTask:
     """Seeded generator of (source words, target words) pairs.
 
     Lengths are drawn uniformly from ``min_len .. max_len`` (inclusive); numbers uniformly from
-    ``0 .. n_numbers-1``. The same seed always gives the same pairs.
+    ``0 .. n_numbers-1``. The same seed always gives the same pairs. Lengths count numbers (target
+    words); with ``split_source`` a source can be longer, one token per hyphen-separated piece.
     """
 
     tgt_lang: str = "de"
@@ -54,6 +63,7 @@ class NumberWordsTask:
     max_len: int = 16
     n_numbers: int = 10
     src_lang: str = "en"
+    split_source: bool = False
     src_vocab: Vocab = field(init=False, repr=False)
     tgt_vocab: Vocab = field(init=False, repr=False)
 
@@ -64,7 +74,8 @@ class NumberWordsTask:
             raise ValueError(f"need 1 <= min_len <= max_len, got min_len={self.min_len}, max_len={self.max_len}")
         self.src_words = number_words(self.src_lang, self.n_numbers)
         self.tgt_words = number_words(self.tgt_lang, self.n_numbers)
-        self.src_vocab = Vocab(self.src_words)
+        pieces = [p for w in self.src_words for p in self._source_tokens(w)] if self.split_source else self.src_words
+        self.src_vocab = Vocab(pieces)
         self.tgt_vocab = Vocab(self.tgt_words)
 
     @property
@@ -72,19 +83,39 @@ class NumberWordsTask:
         """E.g. 'English -> German (aligned)'."""
         src = Locale.parse(self.src_lang).get_display_name("en")
         tgt = Locale.parse(self.tgt_lang).get_display_name("en")
-        return f"{src} -> {tgt} ({self.order})"
+        split = ", split source" if self.split_source else ""
+        return f"{src} -> {tgt} ({self.order}{split})"
 
-    def translate(self, numbers) -> tuple[list[str], list[str]]:
-        """The (source words, target words) pair for a sequence of numbers."""
+    def _source_tokens(self, word: str) -> list[str]:
+        """One source word as tokens: itself, or its hyphen-separated pieces with ``split_source``."""
+        return word.split("-") if self.split_source else [word]
+
+    def _check_numbers(self, numbers) -> list[int]:
         numbers = [int(n) for n in numbers]
         bad = [n for n in numbers if not 0 <= n < self.n_numbers]
         if bad:
             raise ValueError(f"numbers must be in 0..{self.n_numbers - 1}, got {bad[:5]}")
-        src = [self.src_words[n] for n in numbers]
+        return numbers
+
+    def translate(self, numbers) -> tuple[list[str], list[str]]:
+        """The (source words, target words) pair for a sequence of numbers."""
+        numbers = self._check_numbers(numbers)
+        src = [tok for n in numbers for tok in self._source_tokens(self.src_words[n])]
         tgt = [self.tgt_words[n] for n in numbers]
         if self.order == "mirror":
             tgt = tgt[::-1]
         return src, tgt
+
+    def source_positions(self, numbers) -> list[list[int]]:
+        """For each target word of ``translate(numbers)``, the 0-based source positions it translates
+        (one position per word, two for a number split into two source tokens)."""
+        numbers = self._check_numbers(numbers)
+        spans, start = [], 0
+        for n in numbers:
+            k = len(self._source_tokens(self.src_words[n]))
+            spans.append(list(range(start, start + k)))
+            start += k
+        return spans[::-1] if self.order == "mirror" else spans
 
     def sample(self, n_pairs: int, seed: int, *, length: int | None = None) -> list[tuple[list[str], list[str]]]:
         """``n_pairs`` seeded pairs; with ``length``, every source has exactly that many words."""

@@ -6,7 +6,11 @@ At every decoder step the previous decoder state s_{t-1} scores each encoder sta
     c_t = sum_i alpha_{t,i} h_i,
     s_t = GRU([E y_{t-1}; c_t], s_{t-1}),         logits_t = W_o [s_t; c_t] + b_o.
 
-The decoder starts from the encoder's last real state, s_0 = h_S, as lesson 01's did.
+The decoder starts from the encoder's last real state, s_0 = h_S, as lesson 01's did. W_h h_i does not
+depend on t: ``encode`` computes it once per sentence and every decoder step reuses it.
+
+Every tensor is made on the device of the inputs it meets, so the model also runs with its parameters
+and inputs on torch's ``meta`` device (shapes only; the value checks on lengths are skipped there).
 
 Shapes: B batch, S source length, T target length, E embedding size, H hidden size, V vocabulary.
 """
@@ -16,7 +20,6 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from .masks import padding_mask
 from .seq2seq import GRUEncoder
 
 
@@ -32,6 +35,8 @@ def check_source(src: torch.Tensor, src_len: torch.Tensor) -> None:
                          f"{tuple(src_len.shape) if isinstance(src_len, torch.Tensor) else type(src_len).__name__}")
     if src_len.dtype not in (torch.int32, torch.int64):
         raise TypeError(f"src_len must be an integer tensor, got {src_len.dtype}")
+    if src_len.device.type == "meta":  # shapes only: there are no values to check
+        return
     if int(src_len.min()) < 1 or int(src_len.max()) > src.shape[1]:
         raise ValueError(f"src_len must lie in 1..{src.shape[1]} (the padded source length), got {src_len.tolist()}")
 
@@ -110,9 +115,14 @@ class AttentionSeq2Seq(nn.Module):
     def encode(self, src: torch.Tensor, src_len: torch.Tensor):
         """-> encoder states (B, S, H), initial decoder state s_0 (B, H), mask (B, S), projected keys (B, S, H)."""
         check_source(src, src_len)
-        keys, state = self.encoder(src, src_len)                    # (B, S, H), (B, H)
-        mask = padding_mask(src_len.to(src.device), src.shape[1])    # (B, S)
-        return keys, state, mask, self.decoder.attention.project_keys(keys)
+        src_len = src_len.to(src.device)
+        # the encoder's two layers, as GRUEncoder.forward runs them; the last real state is gathered here
+        # without reading length values, so that encode also runs on the meta device
+        keys, _ = self.encoder.rnn(self.encoder.embed(src))                        # (B, S, H)
+        last = (src_len - 1).view(-1, 1, 1).expand(-1, 1, keys.shape[2])          # (B, 1, H)
+        state = keys.gather(1, last).squeeze(1)                                    # s_0 = h_{S_b} (B, H)
+        mask = torch.arange(src.shape[1], device=src.device).unsqueeze(0) < src_len.unsqueeze(1)  # (B, S)
+        return keys, state, mask, self.decoder.attention.project_keys(keys)        # W_h h_i: once per sentence
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
         """Teacher forcing: the decoder reads the true previous words tgt_in (B, T)."""
