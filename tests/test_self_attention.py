@@ -100,13 +100,42 @@ def test_mask_shapes_that_broadcast(layer, x):
     (lambda x: (x[0], None), ValueError, "x must be (batch, length, d_model=8), got (5, 8)"),
     (lambda x: (x[..., :6], None), ValueError, "x must be (batch, length, d_model=8), got (2, 5, 6)"),
     (lambda x: (x, causal_mask(N).int()), TypeError, "mask must be a bool tensor"),
-    (lambda x: (x, torch.ones(B, N, dtype=torch.bool)), ValueError, "A padding mask (B, n) on the keys needs a query dimension: mask[:, None, :]"),
+    (lambda x: (x, torch.ones(B, N, dtype=torch.bool)), ValueError, "A padding mask (B, n) on the keys goes in key_padding_mask="),
     (lambda x: (x, torch.ones(3, N, N, dtype=torch.bool)), ValueError, "got (3, 5, 5)"),
     (lambda x: (x, torch.ones(N, N + 1, dtype=torch.bool)), ValueError, "mask must be (5, 5)"),
 ])
 def test_bad_inputs_raise_clear_errors(layer, x, make_bad, error, words):
     with pytest.raises(error, match=re.escape(words)):
         layer(*make_bad(x))
+
+
+def test_key_padding_mask_argument_when_batch_equals_length():
+    """Issue 8 item 2: with B = n a (B, n) padding mask has the shape of an (n, n) mask; it must not be misread."""
+    torch.manual_seed(0)
+    layer = SelfAttention(D)
+    x = torch.randn(N, N, D)                                          # B = n = 5
+    lengths = torch.tensor([5, 3, 1, 4, 2])
+    keep = padding_mask(lengths, N)                                    # (B, n) = (5, 5)
+    out, w = layer(x, key_padding_mask=keep)
+    want_out, want_w = layer(x, keep[:, None, :])                      # the explicit (B, 1, n) form
+    assert torch.equal(w, want_w) and torch.equal(out, want_out)
+    for b, L in enumerate(lengths.tolist()):
+        assert (w[b, :, L:] == 0).all() and torch.allclose(w[b].sum(-1), torch.ones(N))
+        alone, _ = layer(x[b:b + 1, :L])                               # the sentence alone, unpadded
+        assert torch.allclose(out[b, :L], alone[0], atol=1e-5)
+    with pytest.raises(ValueError, match="ambiguous"):                 # the old, silent misreading is refused
+        layer(x, keep)
+    # a shared (n, n) mask with B = n: written with its batch dimension it is accepted; with padding it combines
+    causal = causal_mask(N)
+    out_c, w_c = layer(x, causal[None], key_padding_mask=keep)
+    assert torch.equal(w_c, layer(x, causal[None] & keep[:, None, :])[1])
+    assert (w_c.triu(1) == 0).all() and (w_c[1, :, 3:] == 0).all()
+    with pytest.raises(ValueError, match=re.escape("key_padding_mask must be (B, n) = (5, 5)")):
+        layer(x, key_padding_mask=keep[:, :4])
+    with pytest.raises(TypeError, match="bool"):
+        layer(x, key_padding_mask=keep.int())
+    # B = 1 and B != n are not ambiguous: a 2-D (n, n) mask is still accepted there
+    assert layer(x[:1], causal)[1].shape == (1, N, N) and layer(x[:2], causal)[1].shape == (2, N, N)
 
 
 @pytest.mark.parametrize("kwargs", [dict(d_model=0), dict(d_model=8, d_k=0), dict(d_model=8, d_v=2.5),
@@ -304,3 +333,22 @@ def test_unattempted_and_crashing_answers():
     assert crashed.status == "crashed" and crashed.points == 0
     bad = run_check("05.padding_mask", lambda lengths, n: None)
     assert bad.status == "graded" and bad.points == 0 and "got NoneType" in bad.feedback()
+
+
+def _allowed(lengths, n):
+    return int((padding_mask(lengths, n)[:, None, :] & causal_mask(n)).sum())
+
+
+@pytest.mark.parametrize("prediction, counter, points, words", [
+    (lambda: 174, _allowed, 3, ""),
+    (lambda: 174.0, lambda lengths, n: torch.tensor(float(_allowed(lengths, n))), 3, ""),   # floats, tensors accepted
+    (lambda: 234, _allowed, 2, "the causal mask alone"),
+    (lambda: 432, _allowed, 2, "every (query, key) pair"),
+    (lambda: 112, _allowed, 2, "only the real queries"),
+    (lambda: 150, _allowed, 2, "min(i + 1, L)"),
+    (lambda: 174, lambda lengths, n: _allowed(lengths, n) if n == 12 else 0, 1, "for lengths [5] padded to n = 5"),
+    (lambda: 174, lambda lengths, n: 174, 1, "for lengths [5] padded to n = 5 the masks allow 15"),   # hard-coded
+])
+def test_allowed_pairs_feedback(prediction, counter, points, words):
+    result = run_check("05.allowed_pairs", prediction, counter)
+    assert result.points == points and words in result.feedback(), result.feedback()

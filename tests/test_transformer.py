@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from course_utils.models.masks import causal_mask, padding_mask
 from course_utils.models.multihead_attention import MultiHeadAttention, merge_heads, split_heads, to_torch_multihead
 from course_utils.models.transformer import (Decoder, DecoderBlock, Encoder, EncoderBlock, FeedForward,
-                                             TransformerSeq2Seq, amp_autocast, model_flops_utilization,
+                                             TransformerSeq2Seq, amp_autocast, choose_precision,
+                                             measure_training_throughput, model_flops_utilization,
                                              peak_bf16_flops, seq2seq_train_flops)
 
 B, M, N, D, H = 3, 4, 5, 8, 2
@@ -133,11 +134,52 @@ def test_mha_per_head_mask_and_padding_content(mha, qkv):
     (torch.ones(B, M, N, dtype=torch.bool), ValueError, "add the head dimension with mask[:, None]"),
     (torch.ones(B, 1, M, N), TypeError, "mask must be a bool tensor"),
     (torch.ones(N, dtype=torch.bool), ValueError, "mask must be (m, n) or"),
+    (torch.ones(B, N, dtype=torch.bool), ValueError, "A (B, n) padding mask goes in key_padding_mask="),
     (torch.ones(B, 1, M, N + 1, dtype=torch.bool), ValueError, "does not broadcast"),
 ])
 def test_mha_mask_errors(mha, qkv, mask, error, words):
     with pytest.raises(error, match=re.escape(words)):
         mha(*qkv, mask)
+
+
+def test_mha_key_padding_mask_when_batch_equals_queries():
+    """Issue 8 item 2: with B = m a (B, n) padding mask has the shape of an (m, n) mask; it must not be misread."""
+    torch.manual_seed(0)
+    mha = MultiHeadAttention(D, H).eval()
+    Bq = Mq = 4
+    g = torch.Generator().manual_seed(5)
+    q, kv = torch.randn(Bq, Mq, D, generator=g), torch.randn(Bq, N, D, generator=g)
+    keep = padding_mask(torch.tensor([5, 3, 1, 4]), N)                # (B, n) = (4, 5), and B = m = 4
+    out, w = mha(q, kv, kv, key_padding_mask=keep)
+    want_out, want_w = mha(q, kv, kv, keep[:, None, None, :])
+    assert torch.equal(out, want_out) and torch.equal(w, want_w)
+    assert (w[2, :, :, 1:] == 0).all() and torch.allclose(w.sum(-1), torch.ones(Bq, H, Mq))
+    ref = to_torch_multihead(mha).eval()
+    ref_out, ref_w = ref(q, kv, kv, key_padding_mask=~keep, average_attn_weights=False)
+    assert torch.allclose(out, ref_out, atol=1e-5) and torch.allclose(w, ref_w, atol=1e-6)
+    with pytest.raises(ValueError, match="ambiguous"):
+        mha(q, kv, kv, keep[:, :N])                                   # (4, 5) as `mask`: refused, not guessed
+    # self-attention with B = n: causal (n, n) via mask[None, None], padding via key_padding_mask, both at once
+    x = torch.randn(N, N, D, generator=g)
+    keep5 = padding_mask(torch.tensor([5, 3, 1, 4, 2]), N)
+    _, w2 = mha(x, x, x, causal_mask(N)[None, None], key_padding_mask=keep5)
+    assert (w2.triu(1) == 0).all() and (w2[1, :, :, 3:] == 0).all()
+    with pytest.raises(ValueError, match="ambiguous"):
+        mha(x, x, x, causal_mask(N))
+    with pytest.raises(ValueError, match=re.escape("key_padding_mask must be (B, n) = (5, 5)")):
+        mha(x, x, x, key_padding_mask=keep5[:, None, None, :])
+
+
+def test_transformer_runs_when_batch_equals_target_length():
+    torch.manual_seed(0)
+    model = TransformerSeq2Seq(SRC_V, TGT_V, d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0).eval()
+    src = torch.randint(3, SRC_V, (4, 6))
+    src_len = torch.tensor([6, 2, 4, 3])
+    tgt_in = torch.randint(3, TGT_V, (4, 4))                          # B = T = 4
+    logits = model(src, src_len, tgt_in)
+    for b in range(4):                                                # each sentence as if alone
+        alone = model(src[b:b + 1, :src_len[b]], src_len[b:b + 1], tgt_in[b:b + 1])
+        assert torch.allclose(logits[b], alone[0], atol=1e-5)
 
 
 def test_mha_input_errors(mha, qkv):
@@ -337,7 +379,15 @@ def test_peak_flops_lookup_and_mfu():
     assert peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989e12
     assert peak_bf16_flops("NVIDIA H100 PCIe") == 756e12
     assert peak_bf16_flops("NVIDIA A100-SXM4-40GB") == 312e12
-    assert peak_bf16_flops("Tesla T4") is None and peak_bf16_flops("cpu") is None
+    assert peak_bf16_flops("cpu") is None and peak_bf16_flops("NVIDIA RTX A4000") is None
+    # whole-word matching: "L4" is not "L40" or "L40S", "H200" is not "GH200", "A10" is not "A100"
+    assert peak_bf16_flops("NVIDIA L4") == 121e12
+    assert peak_bf16_flops("NVIDIA L40") == 181e12 and peak_bf16_flops("NVIDIA L40S") == 362e12
+    assert peak_bf16_flops("NVIDIA GH200 480GB") == 989e12 and peak_bf16_flops("NVIDIA H200") == 989e12
+    assert peak_bf16_flops("NVIDIA A10") == 125e12 and peak_bf16_flops("NVIDIA A100 80GB PCIe") == 312e12
+    assert peak_bf16_flops("NVIDIA A10G") is None and peak_bf16_flops("NVIDIA L4X") is None
+    assert peak_bf16_flops("NVIDIA H100 NVL") == 835e12 and peak_bf16_flops("nvidia h100 pcie") == 756e12
+    assert peak_bf16_flops("Tesla T4") == 65e12 and peak_bf16_flops("Tesla V100-SXM2-16GB") == 125e12
     assert model_flops_utilization(989e12, 2.0, "NVIDIA H100") == pytest.approx(0.5)
     assert model_flops_utilization(1e12, 1.0, "unknown gpu") is None
     with pytest.raises(ValueError, match="seconds must be positive"):
@@ -354,3 +404,83 @@ def test_train_flops_counts_encoder_and_decoder_tokens():
     assert seq2seq_train_flops(model, 10, 7) == 6 * (n_enc * 10 + n_dec * 7)
     with pytest.raises(ValueError, match="non-negative"):
         seq2seq_train_flops(model, -1, 0)
+
+
+@pytest.mark.parametrize("device_type, capability, want", [
+    ("cuda", (9, 0), "bf16"), ("cuda", (8, 9), "bf16"), ("cuda", (8, 0), "bf16"),     # H100, L4, A100
+    ("cuda", (7, 5), "fp16"), ("cuda", (7, 0), "fp16"),                                # T4, V100: no bf16 cores
+    ("cuda", (6, 1), "fp32"), ("cpu", None, "fp32"), ("mps", None, "fp32"),
+])
+def test_choose_precision(device_type, capability, want):
+    assert choose_precision(device_type, capability) == want
+
+
+def test_choose_precision_needs_the_capability_on_cuda():
+    with pytest.raises(ValueError, match="compute capability"):
+        choose_precision("cuda")
+    with pytest.raises(TypeError, match="device_type must be a string"):
+        choose_precision(None)
+
+
+def test_amp_autocast_fp16_and_bad_dtype():
+    lin = nn.Linear(4, 4)
+    with amp_autocast("cpu", dtype=torch.float16):
+        assert lin(torch.randn(2, 4)).dtype == torch.float16
+    with pytest.raises(ValueError, match="bfloat16 or torch.float16"):
+        amp_autocast("cpu", dtype=torch.float64)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_measure_training_throughput_counts_timed_steps_only(precision):
+    """The GPU path's measurement, run on the CPU: warm-up steps are not timed or counted, and the
+    FLOPs and the positions are counted over the same padded tensors."""
+    from course_utils.data import NumberWordsTask, make_batch
+
+    task = NumberWordsTask(min_len=2, max_len=5)
+    torch.manual_seed(0)
+    model = TransformerSeq2Seq(len(task.src_vocab), len(task.tgt_vocab), d_model=16, n_heads=2, n_layers=1, d_ff=32)
+    batches = [make_batch(task.sample(8, seed=s), task.src_vocab, task.tgt_vocab) for s in range(5)]
+    before = [p.detach().clone() for p in model.parameters()]
+    result = measure_training_throughput(model, batches, warmup=2, precision=precision)
+    timed = batches[2:]
+    assert result.steps == 3 and result.seconds > 0 and result.precision == precision
+    assert result.positions == sum(b.src.numel() + b.tgt_in.numel() for b in timed)
+    assert result.real_tokens == sum(int(b.src_len.sum() + b.tgt_len.sum()) for b in timed) < result.positions
+    assert result.flops == pytest.approx(sum(seq2seq_train_flops(model, b.src.numel(), b.tgt_in.numel()) for b in timed))
+    assert result.positions_per_second == pytest.approx(result.positions / result.seconds)
+    assert result.mfu("cpu") is None
+    assert result.mfu("NVIDIA H100") == pytest.approx(result.flops / result.seconds / 989e12)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))   # it trained
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_measure_training_throughput_errors():
+    model = TransformerSeq2Seq(SRC_V, TGT_V, d_model=16, n_heads=2, n_layers=1, d_ff=32)
+    with pytest.raises(ValueError, match="more batches"):
+        measure_training_throughput(model, [None, None], warmup=2)
+    with pytest.raises(ValueError, match="precision must be"):
+        measure_training_throughput(model, [None], warmup=0, precision="fp8")
+
+
+# --------------------------------------------------------------------------- graded check 06.predict_heads
+
+
+@pytest.mark.parametrize("params, entries, points, words", [
+    (lambda d, h: 4 * d * d + 4 * d, lambda B, h, m, n: B * h * m * n, 3, ""),
+    (lambda d, h: float(4 * d * d + 4 * d), lambda B, h, m, n: torch.tensor(B * h * m * n), 3, ""),
+    (lambda d, h: 4 * d * d + 4 * d, lambda B, h, m, n: B * m * n, 2, "one (m, n) map per sentence and head"),
+    (lambda d, h: 4 * d * d, lambda B, h, m, n: B * h * m * n, 1, "have a bias of d entries"),
+    (lambda d, h: 3 * d * d + 3 * d, lambda B, h, m, n: B * h * m * n, 1, "output projection W_o"),
+    (lambda d, h: h * (4 * d * d + 4 * d), lambda B, h, m, n: B * h * m * n, 1, "changes with the number of heads"),
+    # calling the finished module is refused while the check runs
+    (lambda d, h: sum(p.numel() for p in MultiHeadAttention(d, h).parameters()), lambda B, h, m, n: B * h * m * n,
+     0, "hides the finished multi-head attention"),
+    (lambda d, h: sum(p.numel() for p in nn.MultiheadAttention(d, h).parameters()), lambda B, h, m, n: B * h * m * n,
+     0, "hides the finished multi-head attention"),
+])
+def test_predict_heads_feedback(params, entries, points, words):
+    from course_utils.grading import run_check
+
+    result = run_check("06.predict_heads", params, entries)
+    assert result.points == points and words in result.feedback(), result.feedback()
+    assert sum(p.numel() for p in MultiHeadAttention(8, 2).parameters()) == 4 * 64 + 4 * 8   # restored afterwards

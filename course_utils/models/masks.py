@@ -12,8 +12,11 @@ def padding_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Ten
                          f"{tuple(lengths.shape) if isinstance(lengths, torch.Tensor) else type(lengths).__name__}")
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
         raise TypeError(f"lengths must be an integer tensor, got {lengths.dtype}")
+    on_meta = lengths.device.type == "meta"            # shapes only, no values: nothing to check
+    if max_len is None and on_meta:
+        raise ValueError("lengths on the meta device have no values: pass max_len")
     n = int(lengths.max()) if max_len is None else int(max_len)
-    if lengths.numel() and (int(lengths.min()) < 0 or int(lengths.max()) > n):
+    if lengths.numel() and not on_meta and (int(lengths.min()) < 0 or int(lengths.max()) > n):
         raise ValueError(f"lengths must lie in 0..{n}, got {lengths.tolist()}")
     return torch.arange(n, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)   # (B, n)
 

@@ -8,8 +8,17 @@ into h slices and ``merge_heads`` glues the heads' outputs back together.
 
 Shapes: B batch, h heads, m queries, n keys, d = d_model, d_head = d / h.
 Masks are boolean, True = may attend (the course's convention; torch.nn.MultiheadAttention uses the
-opposite), and broadcast against the (B, h, m, n) scores: (m, n), (B, 1, m, n), (B, 1, 1, n), ...
-A 3-D mask is refused: (B, m, n) would broadcast as (1, B, m, n), i.e. against the heads.
+opposite). There are two, as in torch:
+
+- ``key_padding_mask`` (B, n): which keys of each sentence are real, exactly the shape that
+  ``masks.padding_mask(lengths, n)`` returns;
+- ``mask``: any mask that broadcasts against the (B, h, m, n) scores: (m, n) shared by the batch
+  (a causal mask), or 4-D, e.g. (B, 1, m, n), (B, 1, 1, n), (1, h, m, n).
+
+Shapes that could be read two ways are refused rather than guessed: a 3-D mask ((B, m, n) would
+broadcast as (1, B, m, n), i.e. against the heads), and a 2-D ``mask`` whose first size equals the
+batch size B > 1 (with B = m, a (B, n) padding mask and an (m, n) per-query mask look alike; pass
+the first as ``key_padding_mask``, the second as ``mask[None, None]``).
 """
 
 from __future__ import annotations
@@ -42,22 +51,45 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(B, n, h * d_head)            # (B, n, h, d_head) -> (B, n, d)
 
 
-def _check_mask(mask: torch.Tensor | None) -> None:
-    if mask is None:
-        return
-    require_bool_mask(mask)
-    if mask.dim() == 3:
-        raise ValueError(f"a 3-D mask {tuple(mask.shape)} is ambiguous: (B, m, n) would broadcast against the "
-                         f"heads, not the batch; add the head dimension with mask[:, None] -> (B, 1, m, n)")
-    if mask.dim() not in (2, 4):
-        raise ValueError(f"mask must be (m, n) or (B or 1, h or 1, m or 1, n), got shape {tuple(mask.shape)}")
+def _combine_masks(mask: torch.Tensor | None, key_padding_mask: torch.Tensor | None,
+                   B: int, m: int, n: int) -> torch.Tensor | None:
+    """Check both masks against (B, h, m, n) scores and return one mask that broadcasts against them."""
+    if mask is not None:
+        require_bool_mask(mask)
+        if mask.dim() == 3:
+            raise ValueError(f"a 3-D mask {tuple(mask.shape)} is ambiguous: (B, m, n) would broadcast against the "
+                             f"heads, not the batch; add the head dimension with mask[:, None] -> (B, 1, m, n)")
+        if mask.dim() not in (2, 4):
+            raise ValueError(f"mask must be (m, n) or (B or 1, h or 1, m or 1, n), got shape {tuple(mask.shape)}")
+        if mask.dim() == 2:
+            if mask.shape[0] not in (1, m) or mask.shape[1] != n:
+                hint = (" A (B, n) padding mask goes in key_padding_mask=." if tuple(mask.shape) == (B, n) else "")
+                raise ValueError(f"a 2-D mask is one (m, n) = ({m}, {n}) mask shared by the batch, got shape "
+                                 f"{tuple(mask.shape)}.{hint}")
+            if mask.shape[0] == B > 1:
+                raise ValueError(f"a 2-D mask of shape {tuple(mask.shape)} is ambiguous here because the batch size "
+                                 f"equals the number of queries ({B}): it could be a (B, n) key padding mask or an "
+                                 f"(m, n) mask shared by the batch. Pass a padding mask as key_padding_mask=..., a "
+                                 f"shared (m, n) mask as mask[None, None] (shape (1, 1, m, n))")
+    if key_padding_mask is not None:
+        require_bool_mask(key_padding_mask)
+        if tuple(key_padding_mask.shape) != (B, n):
+            raise ValueError(f"key_padding_mask must be (B, n) = ({B}, {n}), True at the real keys, got shape "
+                             f"{tuple(key_padding_mask.shape)}")
+        keys = key_padding_mask[:, None, None, :]                      # (B, 1, 1, n): broadcast over heads, queries
+        mask = keys if mask is None else mask & keys
+    return mask
 
 
 class MultiHeadAttention(nn.Module):
     """h scaled dot-product attentions over learned projections, concatenated and projected back.
 
-    forward(query (B, m, d), key (B, n, d), value (B, n, d), mask) -> (out (B, m, d), weights (B, h, m, n)).
-    The weights are the softmax before dropout (dropout acts on them only in training mode).
+    forward(query (B, m, d), key (B, n, d), value (B, n, d), mask=None, key_padding_mask=None)
+    -> (out (B, m, d), weights (B, h, m, n)). Both masks are bool, True = may attend:
+    ``key_padding_mask`` (B, n) marks the real keys of each sentence (``padding_mask(lengths, n)``);
+    ``mask`` is (m, n) shared by the batch, or 4-D broadcastable to (B, h, m, n). A key is attended
+    to where both allow it. The weights are the softmax before dropout (dropout acts on them only in
+    training mode).
     """
 
     def __init__(self, d_model: int, n_heads: int, dropout: float = 0.0, bias: bool = True):
@@ -74,7 +106,8 @@ class MultiHeadAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                mask: torch.Tensor | None = None, key_padding_mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         for name, x in (("query", query), ("key", key), ("value", value)):
             if not isinstance(x, torch.Tensor) or x.dim() != 3 or x.shape[-1] != self.d_model:
                 raise ValueError(f"{name} must be (batch, length, {self.d_model}), got "
@@ -82,7 +115,7 @@ class MultiHeadAttention(nn.Module):
         if key.shape[:2] != value.shape[:2] or key.shape[0] != query.shape[0]:
             raise ValueError(f"query {tuple(query.shape)}, key {tuple(key.shape)} and value {tuple(value.shape)} "
                              f"must share the batch size, and key and value the length")
-        _check_mask(mask)
+        mask = _combine_masks(mask, key_padding_mask, query.shape[0], query.shape[1], key.shape[1])
         q = split_heads(self.W_q(query), self.n_heads)   # (B, h, m, d_head)
         k = split_heads(self.W_k(key), self.n_heads)     # (B, h, n, d_head)
         v = split_heads(self.W_v(value), self.n_heads)   # (B, h, n, d_head)

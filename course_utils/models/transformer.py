@@ -9,15 +9,20 @@
                       training and evaluation helpers work with it
 
 Layer norm placement (``norm_first``): post-LN (Vaswani et al., 2017) computes x = LN(x + f(x));
-pre-LN computes x = x + f(LN(x)), which keeps an identity path from the input to the output and
-trains deep stacks without a warm-up.
+pre-LN computes x = x + f(LN(x)), which keeps an identity path from the input to the output. Xiong
+et al. (2020, "On Layer Normalization in the Transformer Architecture") show that at initialisation
+post-LN's gradients are largest for the parameters near the output, which is why it needs a
+learning-rate warm-up, and that pre-LN trained without one in their experiments.
 
 Shapes: B batch, S source length, T target length, d d_model, h heads, V target vocabulary.
-Masks are boolean, True = may attend.
+Masks are boolean, True = may attend, and broadcast against (B, h, queries, keys) scores; the blocks
+pass them to ``MultiHeadAttention`` as its ``mask`` (4-D, or a 2-D (queries, keys) mask shared by
+the batch).
 """
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -178,7 +183,7 @@ class TransformerSeq2Seq(nn.Module):
 
     def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor):
         """tgt_in (B, T) -> logits (B, T, V), decoder self weights, cross weights. Position t sees tgt_in[:, :t+1]."""
-        self_mask = causal_mask(tgt_in.shape[1], device=tgt_in.device)                 # (T, T)
+        self_mask = causal_mask(tgt_in.shape[1], device=tgt_in.device)[None, None]     # (1, 1, T, T): any batch size
         y, self_ws, cross_ws = self.decoder(self.pos(self.tgt_embed(tgt_in)), memory, self_mask, src_mask)
         return self.out(y), self_ws, cross_ws
 
@@ -221,35 +226,70 @@ class TransformerSeq2Seq(nn.Module):
 # --------------------------------------------------------------------------- mixed precision, throughput, MFU
 
 
-def amp_autocast(device: torch.device | str, enabled: bool = True):
-    """The autocast context for a training step: bf16 on CUDA and CPU, or nothing when disabled.
+def choose_precision(device_type: str, capability: tuple[int, int] | None = None) -> str:
+    """The training precision for a device: "bf16", "fp16" (with a GradScaler) or "fp32".
 
-    bf16 has float32's exponent range, so no GradScaler is needed (fp16 would need one). Compute the
-    loss inside the context and call backward() outside it.
+    bf16 only where the GPU has bf16 tensor cores (CUDA compute capability 8.0 or more: A100, L4,
+    RTX 30xx/40xx, H100, ...); fp16 tensor cores (capability 7.x: V100, T4, RTX 20xx) get fp16, whose
+    narrow exponent range needs a gradient scaler; older GPUs, CPUs and other devices stay in fp32.
+    ``capability`` is ``torch.cuda.get_device_capability()``; taking it as an argument lets the rule be
+    tested without a GPU.
+    """
+    if not isinstance(device_type, str):
+        raise TypeError(f"device_type must be a string such as 'cuda' or 'cpu', got {type(device_type).__name__}")
+    if device_type != "cuda":
+        return "fp32"
+    if capability is None:
+        raise ValueError("for a cuda device, pass its compute capability, e.g. torch.cuda.get_device_capability()")
+    major = int(capability[0])
+    if major >= 8:
+        return "bf16"
+    return "fp16" if major >= 7 else "fp32"
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_autocast(device: torch.device | str, enabled: bool = True, dtype: torch.dtype = torch.bfloat16):
+    """The autocast context for a training step (bf16 by default), or nothing when disabled.
+
+    bf16 has float32's exponent range, so it needs no GradScaler; fp16 (``dtype=torch.float16``) does.
+    Compute the loss inside the context and call backward() outside it. Use ``choose_precision`` to
+    decide: bf16 autocast on a GPU without bf16 tensor cores is emulated and slow.
     """
     device = torch.device(device)
     if not enabled:
         return nullcontext()
     if device.type not in ("cuda", "cpu"):
-        raise ValueError(f"bf16 autocast is set up for cuda and cpu here, not {device.type!r}; pass enabled=False")
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        raise ValueError(f"autocast is set up for cuda and cpu here, not {device.type!r}; pass enabled=False")
+    if dtype not in (torch.bfloat16, torch.float16):
+        raise ValueError(f"autocast dtype must be torch.bfloat16 or torch.float16, got {dtype}")
+    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
-
-# Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets, looked up by device name.
-# More specific names come first ("H100 PCIe" before "H100").
+# Dense 16-bit (bf16 or fp16, fp32 accumulation) tensor-core peaks in FLOP/s, from the vendors' data
+# sheets, keyed by model name. A key matches only as a whole word of the device name ("L4" matches
+# "NVIDIA L4" but not "NVIDIA L40S"; "H200" does not match "GH200"); longer keys are tried first.
 PEAK_BF16_FLOPS = (
     ("GH200", 989e12), ("H200", 989e12), ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12),
-    ("A100", 312e12), ("L40S", 362e12), ("L4", 121e12), ("RTX 4090", 165e12),
+    ("A100", 312e12), ("A10", 125e12), ("L40S", 362e12), ("L40", 181e12), ("L4", 121e12), ("RTX 4090", 165e12),
+    ("V100", 125e12), ("T4", 65e12),
 )
 
 
+def _name_matches(key: str, device_name: str) -> bool:
+    import re
+    pattern = r"(?<![A-Za-z0-9])" + r"[\s_-]+".join(map(re.escape, key.split())) + r"(?![A-Za-z0-9])"
+    return re.search(pattern, device_name, flags=re.IGNORECASE) is not None
+
+
 def peak_bf16_flops(device_name: str) -> float | None:
-    """The device's dense bf16 peak in FLOP/s, or None when the name is not in PEAK_BF16_FLOPS."""
+    """The device's dense 16-bit tensor-core peak in FLOP/s, or None when no key of PEAK_BF16_FLOPS
+    matches a whole word of the name. (V100 and T4 have no bf16: their entry is the fp16 peak.)"""
     if not isinstance(device_name, str):
         raise TypeError(f"device_name must be a string, got {type(device_name).__name__}")
-    for key, flops in PEAK_BF16_FLOPS:
-        if key.lower() in device_name.lower():
+    for key, flops in sorted(PEAK_BF16_FLOPS, key=lambda kv: -len(kv[0])):
+        if _name_matches(key, device_name):
             return flops
     return None
 
@@ -259,7 +299,9 @@ def seq2seq_train_flops(model: TransformerSeq2Seq, src_tokens: int, tgt_tokens: 
 
     Each source token passes through the encoder's parameters, each target token through the
     decoder's and the output layer's; embeddings are lookups and cost nothing. Attention's own
-    products (about 12 L n d per token) are left out: for short sentences they are small.
+    products (about 12 L n d per token) are left out: for short sentences they are small. Count the
+    positions the model computes (padding included: ``src.numel()``, ``tgt_in.numel()``), and divide
+    by the same positions when you report tokens per second.
     """
     if src_tokens < 0 or tgt_tokens < 0:
         raise ValueError(f"token counts must be non-negative, got {src_tokens} and {tgt_tokens}")
@@ -269,8 +311,75 @@ def seq2seq_train_flops(model: TransformerSeq2Seq, src_tokens: int, tgt_tokens: 
 
 
 def model_flops_utilization(flops: float, seconds: float, device_name: str) -> float | None:
-    """Achieved FLOP/s over the device's bf16 peak (0..1), or None for an unknown device."""
+    """Achieved FLOP/s over the device's 16-bit peak (0..1), or None for an unknown device."""
     if seconds <= 0:
         raise ValueError(f"seconds must be positive, got {seconds}")
     peak = peak_bf16_flops(device_name)
     return None if peak is None else flops / seconds / peak
+
+
+@dataclass
+class Throughput:
+    """What ``measure_training_throughput`` timed: only the steps after the warm-up."""
+
+    steps: int            # timed steps
+    seconds: float        # wall time of the timed steps, one synchronisation at each end
+    positions: int        # source + target positions computed in the timed steps, padding included
+    real_tokens: int      # of which real (non-padding) tokens
+    flops: float          # seq2seq_train_flops over the same positions
+    precision: str        # "bf16", "fp16" or "fp32"
+
+    @property
+    def positions_per_second(self) -> float:
+        return self.positions / self.seconds
+
+    def mfu(self, device_name: str) -> float | None:
+        return model_flops_utilization(self.flops, self.seconds, device_name)
+
+
+def measure_training_throughput(model: TransformerSeq2Seq, batches: list, *, lr: float = 1e-3, warmup: int = 3,
+                                precision: str = "fp32") -> Throughput:
+    """Train ``model`` on pre-made ``batches`` (already on the model's device) and time the steps after
+    the first ``warmup`` ones, with one device synchronisation before and one after the timed steps.
+
+    Each batch needs src, src_len, tgt_in, tgt_out, tgt_len. ``precision`` comes from
+    ``choose_precision``: "bf16" or "fp16" autocast (fp16 with a GradScaler), or "fp32". The FLOPs and
+    the positions are counted over the same padded (B, S) and (B, T) tensors. The model is trained by
+    this call: pass a copy if it matters.
+    """
+    if precision not in ("bf16", "fp16", "fp32"):
+        raise ValueError(f"precision must be 'bf16', 'fp16' or 'fp32', got {precision!r}")
+    if not isinstance(warmup, int) or warmup < 0 or len(batches) <= warmup:
+        raise ValueError(f"need more batches ({len(batches)}) than warm-up steps ({warmup})")
+    device = next(model.parameters()).device
+    amp = precision != "fp32"
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+
+    def step(b):
+        with amp_autocast(device, enabled=amp, dtype=AUTOCAST_DTYPES.get(precision, torch.bfloat16)):
+            logits = model(b.src, b.src_len, b.tgt_in)
+        loss = nn.functional.cross_entropy(logits.float().flatten(0, 1), b.tgt_out.flatten(), ignore_index=0)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for b in batches[:warmup]:
+        step(b)
+    timed = batches[warmup:]
+    positions = sum(b.src.numel() + b.tgt_in.numel() for b in timed)
+    real = sum(int(b.src_len.sum()) + int(b.tgt_len.sum()) for b in timed)
+    flops = sum(seq2seq_train_flops(model, b.src.numel(), b.tgt_in.numel()) for b in timed)
+    sync()
+    start = time.perf_counter()
+    for b in timed:
+        step(b)
+    sync()
+    seconds = max(time.perf_counter() - start, 1e-9)
+    return Throughput(len(timed), seconds, positions, real, flops, precision)

@@ -211,3 +211,62 @@ def check_causal_self_attention(t, causal_self_attention):
              "fix the weights first; then output = weights @ v with v = x @ W_v" if not _close(w, want_w) else
              f"your weights are right but the output is not: output[0, 2] should be {_rounded(want_out[0, 2])}, "
              f"got {_rounded(out[0, 2])}")
+
+
+# --------------------------------------------------------------------------- exercise 5: predict, then count
+
+
+def _allowed_pairs(lengths, n) -> int:
+    """Query i of a sentence of length L (padded to n) may see keys j <= i with j < L: min(i + 1, L) keys."""
+    return sum(min(i + 1, L) for L in lengths for i in range(n))
+
+
+def _as_int(x):
+    """A count given as an int, a float with an integer value, a 0-d tensor or NumPy scalar; else None."""
+    try:
+        if isinstance(x, torch.Tensor):
+            if x.numel() != 1:
+                return None
+            x = x.item()
+        if isinstance(x, bool):
+            return None
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return int(round(value)) if abs(value - round(value)) < 1e-6 else None
+
+
+@register("05.allowed_pairs", title="predict, then count the pairs that padding and causal masks allow",
+          exercise_set=SET, points=3)
+def check_allowed_pairs(t, predicted_pairs, allowed_pairs):
+    lengths, n = [12, 7, 3], 12
+    guess = _as_int(t.call(predicted_pairs))
+    want = _allowed_pairs(lengths, n)
+    wrong = {
+        n * n * len(lengths): "that is every (query, key) pair of the padded batch: the causal mask removes the keys "
+                              "after each query, and the padding mask the padded keys",
+        len(lengths) * n * (n + 1) // 2: "that is the causal mask alone (n(n+1)/2 per sentence): the padding mask also "
+                                         "removes the keys j >= L of the shorter sentences",
+        sum(L * (L + 1) // 2 for L in lengths): "that counts only the real queries: the padded queries (i >= L) are "
+                                                "computed too, and each of them sees all L real keys",
+        sum(L * n for L in lengths): "that is the padding mask alone: the causal mask also removes the keys after "
+                                     "each query",
+    }
+    if guess is None:
+        hint = "predicted_pairs() should return your count, a whole number"
+    else:
+        hint = wrong.get(guess, "query i of a sentence of length L padded to n may see the keys j <= i with j < L, "
+                                "that is min(i + 1, L) of them; add this up over i = 0 .. n-1 and over the sentences")
+    t.expect(guess == want, 1, "the predicted number of allowed pairs for lengths [12, 7, 3] padded to 12", hint)
+
+    cases = [([12, 7, 3], 12), ([5], 5), ([4, 0, 2], 6), ([1, 1], 3), ([9, 3, 6, 2], 10)]
+    hint = ""
+    for lens, width in cases:
+        got = _as_int(t.call(allowed_pairs, torch.tensor(lens), width))
+        if got != _allowed_pairs(lens, width):
+            hint = (f"for lengths {lens} padded to n = {width} the masks allow {_allowed_pairs(lens, width)} "
+                    f"(query, key) pairs, got {got}: combine padding_mask(lengths, n)[:, None, :] & causal_mask(n) "
+                    f"and count its True entries")
+            break
+    t.expect(not hint, 2, "allowed_pairs(lengths, n) counts the True entries of the combined mask, for any "
+                          "lengths and width", hint)

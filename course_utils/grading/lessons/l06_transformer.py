@@ -234,3 +234,79 @@ def check_decoder_block(t, decoder_block):
         got_junk = t.call(decoder_block, y, junk, src_keep, block)
     t.expect(_close(got_junk, got, atol=1e-4), 1, "padded source positions are not read",
              "changing the padded memory positions of sentence 1 changed the output: pass src_mask to the cross-attention")
+
+
+# --------------------------------------------------------------------------- exercise 5: predict the cost of heads
+
+
+class _Hidden:
+    """While active, constructing the finished multi-head attention modules raises: the numbers must be reasoned out."""
+
+    def __enter__(self):
+        from ...models.multihead_attention import MultiHeadAttention
+
+        self.saved = [(cls, cls.__init__) for cls in (MultiHeadAttention, torch.nn.MultiheadAttention)]
+
+        def hidden(*args, **kwargs):
+            raise RuntimeError("this check hides the finished multi-head attention modules: work the number out "
+                               "from the shapes of the weight matrices")
+
+        for cls, _ in self.saved:
+            cls.__init__ = hidden
+        return self
+
+    def __exit__(self, *exc):
+        for cls, init in self.saved:
+            cls.__init__ = init
+        return False
+
+
+def _as_count(x):
+    try:
+        if isinstance(x, torch.Tensor):
+            x = x.item() if x.numel() == 1 else None
+        if x is None or isinstance(x, bool):
+            return None
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return int(round(value)) if abs(value - round(value)) < 1e-6 else None
+
+
+@register("06.predict_heads", title="predict what more heads cost: parameters and attention weights",
+          exercise_set=SET, points=3)
+def check_predict_heads(t, predicted_parameters, predicted_weight_entries):
+    sizes = [(64, 1), (64, 4), (64, 16), (12, 3), (30, 5)]
+    first_bad = None
+    with _Hidden():
+        answers = {(d, h): _as_count(t.call(predicted_parameters, d, h)) for d, h in sizes}
+    for (d, h), got in answers.items():
+        if got != 4 * d * d + 4 * d:
+            first_bad = (d, h, got)
+            break
+    if first_bad is None:
+        hint = ""
+    else:
+        d, h, got = first_bad
+        by_h = {answers[(64, k)] for k in (1, 4, 16)}
+        if len(by_h) > 1:
+            hint = ("your count changes with the number of heads: the h projections of size d/h sit side by side in "
+                    "one (d, d) matrix per role, so h only decides how that matrix is cut")
+        elif got == 4 * d * d:
+            hint = "the four linear layers (W_q, W_k, W_v, W_o) each have a bias of d entries too"
+        elif got == 3 * d * d + 3 * d:
+            hint = "do not forget the output projection W_o: four (d, d) layers with biases"
+        else:
+            hint = f"for d_model = {d} and n_heads = {h} the module has {4 * d * d + 4 * d} parameters, got {got}"
+    t.expect(first_bad is None, 2, "the parameter count 4 d^2 + 4 d, the same for every number of heads", hint)
+
+    shapes = [(8, 1, 20, 20), (8, 4, 20, 20), (8, 16, 20, 20), (2, 3, 5, 7), (3, 2, 4, 9)]
+    hint = ""
+    with _Hidden():
+        for B, h, m, n in shapes:
+            got = _as_count(t.call(predicted_weight_entries, B, h, m, n))
+            if got != B * h * m * n:
+                hint = (f"for B = {B}, h = {h}, m = {m}, n = {n} the weights tensor has {B * h * m * n} entries, got "
+                        f"{got}: it is (B, h, m, n), one (m, n) map per sentence and head")
+                break
+    t.expect(not hint, 1, "the attention weights have B h m n entries: they grow with the number of heads", hint)
