@@ -299,3 +299,48 @@ def test_soft_and_hard_attention_learn_the_lookup():
         loss = hard.soft_loss if mode == "soft" else (lambda m, b: hard.hard_loss(m, b, baseline))
         train(model, lambda step: task.sample(64, seed=step), loss, steps=200, lr=1e-2, progress=False)
         assert hard.lookup_accuracy(model, test_batch, mode) > 0.9, mode
+
+
+# --------------------------------------------------------------------------- the exercise checks
+
+
+def _lp_solution(h, keys, src_len, W_p, v_p, W_a, D, transpose_W_p=False, naive_softmax=False, clip_end=True):
+    W_p = W_p.T if transpose_W_p else W_p
+    p = src_len.to(h.dtype) * torch.sigmoid(torch.tanh(h @ W_p) @ v_p)
+    s = torch.arange(keys.shape[1]).unsqueeze(0)
+    window = (s - p.round().unsqueeze(1)).abs() <= D
+    if clip_end:
+        window = window & (s < src_len.unsqueeze(1))
+    scores = (keys @ (h @ W_a).unsqueeze(-1)).squeeze(-1)
+    if naive_softmax:
+        e = torch.exp(scores) * window
+        weights = e / e.sum(-1, keepdim=True)
+    else:
+        weights = masked_softmax(scores, window)
+    weights = weights * torch.exp(-(s - p.unsqueeze(1)) ** 2 / (2 * (D / 2) ** 2))
+    return (weights.unsqueeze(1) @ keys).squeeze(1), weights, p
+
+
+def test_local_p_check_accepts_any_float_form_and_catches_slips():
+    from course_utils.grading.core import run_check
+    full = run_check("04.local_p_attention", _lp_solution)
+    assert full.points == full.max_points, full.feedback()
+    as_numpy = run_check("04.local_p_attention", lambda *a: tuple(x.double().numpy() for x in _lp_solution(*a)))
+    assert as_numpy.points == as_numpy.max_points, as_numpy.feedback()
+    for slip, where in (({"transpose_W_p": True}, "transposed"), ({"naive_softmax": True}, "not finite"),
+                        ({"clip_end": False}, "s < src_len")):
+        result = run_check("04.local_p_attention", lambda *a, slip=slip: _lp_solution(*a, **slip))
+        assert result.points < result.max_points and where in result.feedback(), (slip, result.feedback())
+
+
+def test_mirror_reach_check():
+    from course_utils.grading.core import run_check
+
+    def reach(S, D):
+        t = torch.arange(S)
+        return ((S - 1 - t) - t).abs() <= D
+    assert run_check("04.mirror_reach", reach, lambda: 2, lambda S: S - 1).points == 4
+    assert run_check("04.mirror_reach", lambda S, D: reach(S, D).tolist(), lambda: 2.0, lambda S: S - 1).points == 4
+    wrong = run_check("04.mirror_reach", lambda S, D: reach(S, D - 1), lambda: 3, lambda S: S)
+    assert wrong.points == 1 and "first difference" in wrong.feedback()
+    assert run_check("04.mirror_reach", reach, lambda: 2, lambda S: S - 1).status == "graded"

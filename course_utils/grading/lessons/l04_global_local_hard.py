@@ -1,16 +1,62 @@
 """Checks for exercises/04_global_local_hard.ipynb: Luong's three scores, the local-m window mask, one
-step of local-p attention (predicted centre, window, Gaussian), and the REINFORCE loss with a baseline."""
+step of local-p attention (predicted centre, window, Gaussian), the REINFORCE loss with a baseline, and
+a prediction about what local-m's window can reach on the mirror pair.
+
+Weights follow the course's convention (as exercise 02.2): row vectors times a weight of shape
+(in, out), ``x @ W``."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ..core import register
 from ..tensor_checks import close, describe, is_tensor, rounded
 
 SET = "04_global_local_hard"
+
+
+# --------------------------------------------------------------------------- answers in any reasonable form
+
+
+def _as_tensor(x, dtype=torch.float64):
+    """The learner's answer as a CPU tensor of ``dtype`` (tensors of any float dtype, NumPy arrays and
+    nested lists are all accepted), or None when it cannot be read as numbers."""
+    try:
+        if isinstance(x, torch.Tensor):
+            return x.detach().cpu().to(dtype)
+        return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(dtype)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def _same(got, want: torch.Tensor, atol: float = 1e-5) -> bool:
+    """Whether ``got`` (tensor, array or list; any float dtype) has ``want``'s shape and values."""
+    g = _as_tensor(got)
+    return (g is not None and tuple(g.shape) == tuple(want.shape) and bool(torch.isfinite(g).all())
+            and torch.allclose(g, want.detach().cpu().double(), atol=atol, rtol=1e-4))
+
+
+def _where(got, want: torch.Tensor, atol: float = 1e-5) -> str:
+    """Where ``got`` first differs from ``want``: the index with both values (or the shape mismatch)."""
+    g = _as_tensor(got)
+    if g is None:
+        return f"expected numbers of shape {tuple(want.shape)}, got {describe(got)}"
+    if tuple(g.shape) != tuple(want.shape):
+        return f"expected shape {tuple(want.shape)}, got shape {tuple(g.shape)}"
+    w = want.detach().cpu().double()
+    bad = ~torch.isclose(g, w, atol=atol, rtol=1e-4) | ~torch.isfinite(g)
+    if not bad.any():
+        return "the values match"
+    index = tuple(int(i) for i in bad.nonzero()[0])
+    return f"first difference at index {index}: expected {w[index].item():.5g}, got {g[index].item():.5g}"
+
+
+def _shape_ok(got, shape) -> bool:
+    g = _as_tensor(got)
+    return g is not None and tuple(g.shape) == tuple(shape)
 
 
 # --------------------------------------------------------------------------- references
@@ -21,8 +67,8 @@ def _ref_scores(h, keys, kind, W_a=None, v_a=None):
         return torch.einsum("bh,bsh->bs", h, keys)
     if kind == "general":
         return torch.einsum("bh,hk,bsk->bs", h, W_a, keys)
-    pairs = torch.cat([h.unsqueeze(1).expand_as(keys), keys], dim=-1)
-    return torch.tanh(pairs @ W_a.T) @ v_a
+    pairs = torch.cat([h.unsqueeze(1).expand_as(keys), keys], dim=-1)      # (B, S, 2H)
+    return torch.tanh(pairs @ W_a) @ v_a                                   # W_a (2H, A)
 
 
 def _ref_local_m(T, src_len, S, D):
@@ -32,7 +78,7 @@ def _ref_local_m(T, src_len, S, D):
 
 
 def _ref_local_p(h, keys, src_len, W_p, v_p, W_a, D, gaussian=True, softmax_first=True):
-    p = src_len.to(h.dtype) * torch.sigmoid(torch.tanh(h @ W_p.T) @ v_p)                    # (B,)
+    p = src_len.to(h.dtype) * torch.sigmoid(torch.tanh(h @ W_p) @ v_p)                      # (B,)
     s = torch.arange(keys.shape[1]).view(1, -1)
     window = ((s - p.round().unsqueeze(1)).abs() <= D) & (s < src_len.view(-1, 1))            # (B, S)
     scores = torch.einsum("bh,hk,bsk->bs", h, W_a, keys)
@@ -49,39 +95,62 @@ def _ref_local_p(h, keys, src_len, W_p, v_p, W_a, D, gaussian=True, softmax_firs
 
 @register("04.luong_scores", title="Luong's three scores: dot, general, concat", exercise_set=SET, points=4)
 def check_luong_scores(t, luong_scores):
-    g = torch.Generator().manual_seed(4)
-    B, S, H, A = 2, 5, 3, 4
-    h, keys = torch.randn(B, H, generator=g), torch.randn(B, S, H, generator=g)
-    W_gen = torch.randn(H, H, generator=g)            # not symmetric: h^T W k differs from h^T W^T k
-    W_cat, v_a = torch.randn(A, 2 * H, generator=g), torch.randn(A, generator=g)
+    # two sizes in every free dimension: (B, S, H, A) = (2, 5, 3, 4) and (3, 1, 6, 2); the second has
+    # one source word, and its keys mix scales (one sentence scaled by 50)
+    cases = []
+    for seed, (B, S, H, A) in ((4, (2, 5, 3, 4)), (5, (3, 1, 6, 2))):
+        g = torch.Generator().manual_seed(seed)
+        h, keys = torch.randn(B, H, generator=g), torch.randn(B, S, H, generator=g)
+        if seed == 5:
+            keys[1] *= 50.0
+        W_gen = torch.randn(H, H, generator=g)        # not symmetric: h^T W k differs from h^T W^T k
+        W_cat, v_a = torch.randn(2 * H, A, generator=g), torch.randn(A, generator=g)
+        cases.append((h, keys, W_gen, W_cat, v_a))
 
-    got = t.call(luong_scores, h, keys, "dot")
-    t.require(is_tensor(got, (B, S)), 1, "returns scores of shape (B, S)",
+    def ask(h, keys, kind, **weights):                # references are computed before; the learner gets copies
+        return t.call(luong_scores, h.clone(), keys.clone(), kind, **{k: w.clone() for k, w in weights.items()})
+
+    got = ask(*cases[0][:2], "dot")
+    t.require(_shape_ok(got, (2, 5)), 1, "returns scores of shape (B, S)",
               f"h (2, 3) and keys (2, 5, 3) should give scores (2, 5), got {describe(got)}")
-    want = _ref_scores(h, keys, "dot")
-    t.expect(close(got, want), 1, "dot: h_t . hbar_s",
-             f"score[b, s] = sum_h h[b, h] * keys[b, s, h]; row 0 should be {rounded(want[0])}, got {rounded(got[0])}")
+    failures = []
+    for h, keys, *_ in cases:
+        want = _ref_scores(h, keys, "dot")
+        got = ask(h, keys, "dot")
+        if not _same(got, want):
+            failures.append(f"with h {tuple(h.shape)} and keys {tuple(keys.shape)}: {_where(got, want)}")
+    t.expect(not failures, 1, "dot: h_t . hbar_s",
+             f"score[b, s] = sum_h h[b, h] * keys[b, s, h]; {failures[0] if failures else ''}")
 
-    got = t.call(luong_scores, h, keys, "general", W_a=W_gen)
-    want = _ref_scores(h, keys, "general", W_gen)
-    if is_tensor(got, (B, S)) and close(got, _ref_scores(h, keys, "general", W_gen.T)):
-        hint = "you used W_a transposed: the general score is h^T W_a hbar_s, i.e. (h @ W_a) . hbar_s"
-    else:
-        hint = f"general is h^T W_a hbar_s; row 0 should be {rounded(want[0])}, got " \
-               f"{rounded(got[0]) if is_tensor(got, (B, S)) else describe(got)}"
-    t.expect(close(got, want), 1, "general: h_t^T W_a hbar_s", hint)
+    hint = ""
+    for h, keys, W_gen, _, _ in cases:
+        want = _ref_scores(h, keys, "general", W_gen)
+        got = ask(h, keys, "general", W_a=W_gen)
+        if _same(got, want):
+            continue
+        if _same(got, _ref_scores(h, keys, "general", W_gen.T)):
+            hint = "you used W_a transposed: the general score is h^T W_a hbar_s, i.e. (h @ W_a) . hbar_s"
+        else:
+            hint = f"general is (h @ W_a) . hbar_s; with h {tuple(h.shape)} and keys {tuple(keys.shape)}: {_where(got, want)}"
+        break
+    t.expect(not hint, 1, "general: h_t^T W_a hbar_s", hint)
 
-    got = t.call(luong_scores, h, keys, "concat", W_a=W_cat, v_a=v_a)
-    want = _ref_scores(h, keys, "concat", W_cat, v_a)
-    swapped = torch.tanh(torch.cat([keys, h.unsqueeze(1).expand_as(keys)], dim=-1) @ W_cat.T) @ v_a
-    if is_tensor(got, (B, S)) and close(got, swapped):
-        hint = "you concatenated [hbar_s; h_t]; Luong's order is [h_t; hbar_s] (the decoder state first)"
-    elif is_tensor(got, (B, S)) and close(got, (torch.cat([h.unsqueeze(1).expand_as(keys), keys], -1) @ W_cat.T) @ v_a):
-        hint = "the tanh is missing: v_a . tanh(W_a [h_t; hbar_s])"
-    else:
-        hint = f"concat is v_a . tanh(W_a [h_t; hbar_s]) with W_a of shape (A, 2H); row 0 should be " \
-               f"{rounded(want[0])}, got {rounded(got[0]) if is_tensor(got, (B, S)) else describe(got)}"
-    t.expect(close(got, want), 1, "concat: v_a . tanh(W_a [h_t; hbar_s])", hint)
+    hint = ""
+    for h, keys, _, W_cat, v_a in cases:
+        want = _ref_scores(h, keys, "concat", W_cat, v_a)
+        got = ask(h, keys, "concat", W_a=W_cat, v_a=v_a)
+        if _same(got, want):
+            continue
+        hq = h.unsqueeze(1).expand_as(keys)
+        if _same(got, torch.tanh(torch.cat([keys, hq], dim=-1) @ W_cat) @ v_a):
+            hint = "you concatenated [hbar_s; h_t]; Luong's order is [h_t; hbar_s] (the decoder state first)"
+        elif _same(got, (torch.cat([hq, keys], -1) @ W_cat) @ v_a):
+            hint = "the tanh is missing: v_a . tanh([h_t; hbar_s] @ W_a)"
+        else:
+            hint = f"concat is v_a . tanh([h_t; hbar_s] @ W_a) with W_a of shape (2H, A); with h {tuple(h.shape)}, " \
+                   f"keys {tuple(keys.shape)} and W_a {tuple(W_cat.shape)}: {_where(got, want)}"
+        break
+    t.expect(not hint, 1, "concat: v_a . tanh([h_t; hbar_s] W_a)", hint)
 
 
 @register("04.local_m_mask", title="the local-m window: |s - t| <= D inside the sentence", exercise_set=SET, points=3)
@@ -107,58 +176,117 @@ def check_local_m_mask(t, local_m_mask):
              f"positions before its end keep the same window as in a full sentence); got {got[1].int().tolist()}")
 
 
+def _local_p_case(seed, B, S, H, D, src_len, scale=1.0):
+    """Inputs whose windows include one clipped at the start, one clipped at the sentence's end and one
+    in the middle (found by trying seeds in order: deterministic), with no centre near a rounding tie."""
+    for attempt in range(1000):
+        g = torch.Generator().manual_seed(seed * 1000 + attempt)
+        h, keys = torch.randn(B, H, generator=g), scale * torch.randn(B, S, H, generator=g)
+        W_p, v_p, W_a = torch.randn(H, H, generator=g), 3 * torch.randn(H, generator=g), torch.randn(H, H, generator=g)
+        p = src_len.double() * torch.sigmoid(torch.tanh(h.double() @ W_p.double()) @ v_p.double())
+        c = p.round()
+        if (p - p.floor() - 0.5).abs().min() < 0.02:
+            continue
+        left, right = c - D < 0, c + D >= src_len
+        middle = ~left & ~right
+        if left.any() and right.any() and middle.any():
+            return h, keys, src_len, W_p, v_p, W_a, D
+    raise RuntimeError("no local-p case found")   # pragma: no cover - the seeds below are known to work
+
+
 @register("04.local_p_attention", title="one step of local-p attention: predicted centre, window, Gaussian",
           exercise_set=SET, points=6)
 def check_local_p_attention(t, local_p_attention):
-    g = torch.Generator().manual_seed(7)
-    B, S, H, D = 3, 9, 4, 2
-    h, keys = torch.randn(B, H, generator=g), torch.randn(B, S, H, generator=g)
-    W_p, v_p, W_a = torch.randn(H, H, generator=g), 2 * torch.randn(H, generator=g), torch.randn(H, H, generator=g)
-    src_len = torch.tensor([9, 6, 4])
-    got = t.call(local_p_attention, h, keys, src_len, W_p, v_p, W_a, D)
-    t.require(isinstance(got, (tuple, list)) and len(got) == 3 and is_tensor(got[0], (B, H))
-              and is_tensor(got[1], (B, S)) and is_tensor(got[2], (B,)), 1,
-              "returns (context, weights, p) of shapes (B, H), (B, S), (B,)",
-              f"with B=3, S=9, H=4 expected (3, 4), (3, 9), (3,); got "
-              f"{[describe(x) for x in got] if isinstance(got, (tuple, list)) else describe(got)}")
-    context, weights, p = (x.detach().float() for x in got)
-    want_c, want_w, want_p = _ref_local_p(h, keys, src_len, W_p, v_p, W_a, D)
-    if close(p, want_p / src_len):
-        hint = "p_t must be scaled by the sentence's length: p_t = S_b * sigmoid(v_p . tanh(W_p h_t))"
-    elif close(p, keys.shape[1] * want_p / src_len):
-        hint = "use each sentence's own length src_len[b], not the padded length S"
-    else:
-        hint = f"p_t = S_b * sigmoid(v_p . tanh(W_p h_t)) (W_p h is h @ W_p.T); expected {rounded(want_p)}, got {rounded(p)}"
-    t.expect(close(p, want_p), 1, "the predicted centre p_t = S_b sigmoid(v_p . tanh(W_p h_t))", hint)
+    # two sizes in every free dimension (B, S, H, D); windows clipped at both ends and in the middle;
+    # the second case mixes scales (keys up to ~100: scores in the thousands, a naive exp overflows)
+    cases = [_local_p_case(7, 3, 9, 4, 2, torch.tensor([9, 6, 4])),
+             _local_p_case(8, 5, 12, 6, 1, torch.tensor([12, 12, 7, 3, 10]), scale=30.0)]
+    wants = [_ref_local_p(*case) for case in cases]              # references first; the learner gets copies
 
-    p_ok = close(p, want_p)
-    window = want_w > 0
-    outside = weights.masked_fill(window, 0.0).abs().max().item()
-    inside_ok = bool((weights[window] > 0).all())
-    if not p_ok:
-        hint = "the window is centred on round(p_t): fix p_t first"
-    elif outside >= 1e-7:
-        hint = f"a position s gets weight only if |s - round(p_t)| <= D and s < src_len[b]; the largest weight " \
-               f"outside was {outside:.3g}"
-    else:
-        hint = "every position inside the window should get some weight (a softmax times a Gaussian is never 0)"
-    t.expect(outside < 1e-7 and inside_ok, 1,
-             "weight on the window round(p_t) +- D inside the sentence, zero everywhere else", hint)
-    no_gauss = _ref_local_p(h, keys, src_len, W_p, v_p, W_a, D, gaussian=False)[1]
-    gauss_first = _ref_local_p(h, keys, src_len, W_p, v_p, W_a, D, softmax_first=False)[1]
-    if not p_ok:
-        hint = "the weights depend on p_t (its window and its Gaussian): fix p_t first"
-    elif close(weights, no_gauss):
-        hint = "the weights sum to one: multiply the window's softmax by the Gaussian exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D / 2"
-    elif close(weights, gauss_first):
-        hint = "you folded the Gaussian into the scores before the softmax; local-p multiplies the softmax's weights by it"
-    else:
-        hint = f"weights = softmax over the window of h^T W_a hbar_s, times exp(-(s - p_t)^2 / (2 (D/2)^2)); row 0 " \
-               f"should be {rounded(want_w[0])}, got {rounded(weights[0])}"
-    t.expect(close(weights, want_w), 2, "window softmax of the general score, times the Gaussian around p_t", hint)
-    t.expect(close(context, want_c, atol=1e-4), 1, "the context is sum_s a_t(s) hbar_s",
-             "fix the weights first" if not close(weights, want_w) else
-             f"context[b] = weights[b] @ keys[b]; row 0 should be {rounded(want_c[0])}, got {rounded(context[0])}")
+    def ask(case):
+        h, keys, src_len, W_p, v_p, W_a, D = case
+        return t.call(local_p_attention, h.clone(), keys.clone(), src_len.clone(), W_p.clone(), v_p.clone(),
+                      W_a.clone(), D)
+
+    gots = [ask(case) for case in cases]
+    shapes_ok, shape_msg = True, ""
+    for case, got in zip(cases, gots):
+        B, S, H = case[1].shape
+        ok = isinstance(got, (tuple, list)) and len(got) == 3 and _shape_ok(got[0], (B, H)) \
+            and _shape_ok(got[1], (B, S)) and _shape_ok(got[2], (B,))
+        if not ok and shapes_ok:
+            shapes_ok = False
+            shape_msg = f"with B={B}, S={S}, H={H} expected (context, weights, p) of shapes ({B}, {H}), ({B}, {S}), " \
+                        f"({B},); got {[describe(x) for x in got] if isinstance(got, (tuple, list)) else describe(got)}"
+    t.require(shapes_ok, 1, "returns (context, weights, p) of shapes (B, H), (B, S), (B,)", shape_msg)
+
+    def first_failure(pick, test):
+        for case, got, want in zip(cases, gots, wants):
+            message = test(case, pick(got), want)
+            if message:
+                return message
+        return ""
+
+    def p_test(case, p, want):
+        want_p, src_len, keys = want[2], case[2], case[1]
+        if _same(p, want_p):
+            return ""
+        if _same(p, want_p / src_len):
+            return "p_t must be scaled by the sentence's length: p_t = S_b * sigmoid(v_p . tanh(h_t W_p))"
+        if _same(p, keys.shape[1] * want_p / src_len):
+            return "use each sentence's own length src_len[b], not the padded length S"
+        h, _, _, W_p, v_p, _, _ = case
+        if _same(p, src_len * torch.sigmoid(torch.tanh(h @ W_p.T) @ v_p)):
+            return "you used W_p transposed: W_p has shape (in, out) and h_t W_p is h @ W_p"
+        return f"p_t = S_b * sigmoid(v_p . tanh(h_t W_p)) (h_t W_p is h @ W_p); {_where(p, want_p)}"
+    hint = first_failure(lambda got: got[2], p_test)
+    p_ok = t.expect(not hint, 1, "the predicted centre p_t = S_b sigmoid(v_p . tanh(h_t W_p))", hint)
+
+    def window_test(case, weights, want):
+        w, want_w = _as_tensor(weights), want[1]
+        if w is None or not bool(torch.isfinite(w).all()):
+            return "some weights are not finite (nan or inf): with large scores exp overflows; subtract the " \
+                   "row's maximum (masked_softmax does) before exponentiating"
+        inside = want_w > 0
+        outside = w.masked_fill(inside, 0.0).abs().max().item()
+        if outside >= 1e-7:
+            b, s = (int(i) for i in (w.masked_fill(inside, 0.0).abs() >= 1e-7).nonzero()[0])
+            return f"a position s gets weight only if |s - round(p_t)| <= D and s < src_len[b]; sentence {b} " \
+                   f"(length {int(case[2][b])}, p_t = {want[2][b].item():.2f}, D = {case[6]}) has weight " \
+                   f"{w[b, s].item():.3g} at s = {s}"
+        if not bool((w[inside] > 0).all()):
+            b, s = (int(i) for i in (inside & ~(w > 0)).nonzero()[0])
+            return f"every position inside the window should get some weight (a softmax times a Gaussian is never 0); " \
+                   f"sentence {b} has 0 at s = {s}"
+        return ""
+    hint = "the window is centred on round(p_t): fix p_t first" if not p_ok else first_failure(lambda got: got[1], window_test)
+    t.expect(p_ok and not hint, 1,
+             "weight on the window round(p_t) +- D inside the sentence (clipped at both ends), zero everywhere else", hint)
+
+    def weights_test(case, weights, want):
+        want_w = want[1]
+        if _same(weights, want_w):
+            return ""
+        if _as_tensor(weights) is None or not bool(torch.isfinite(_as_tensor(weights)).all()):
+            return "some weights are not finite: with large scores exp overflows; subtract the row's maximum " \
+                   "(masked_softmax does) before exponentiating"
+        if _same(weights, _ref_local_p(*case, gaussian=False)[1]):
+            return "the weights sum to one: multiply the window's softmax by the Gaussian exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D / 2"
+        if _same(weights, _ref_local_p(*case, softmax_first=False)[1]):
+            return "you folded the Gaussian into the scores before the softmax; local-p multiplies the softmax's weights by it"
+        return f"weights = softmax over the window of (h @ W_a) . hbar_s, times exp(-(s - p_t)^2 / (2 (D/2)^2)); " \
+               f"with B, S = {tuple(case[1].shape[:2])}: {_where(weights, want_w)}"
+    hint = "the weights depend on p_t (its window and its Gaussian): fix p_t first" if not p_ok else \
+        first_failure(lambda got: got[1], weights_test)
+    w_ok = t.expect(p_ok and not hint, 2, "window softmax of the general score, times the Gaussian around p_t (also on "
+                    "large, mixed-scale scores)", hint)
+
+    def context_test(case, context, want):
+        scale = float(case[1].abs().max())
+        return "" if _same(context, want[0], atol=1e-4 * scale) else \
+            f"context[b] = weights[b] @ keys[b]; with B, S = {tuple(case[1].shape[:2])}: {_where(context, want[0], 1e-4 * scale)}"
+    hint = "fix the weights first" if not w_ok else first_failure(lambda got: got[0], context_test)
+    t.expect(w_ok and not hint, 1, "the context is sum_s a_t(s) hbar_s", hint)
 
 
 @register("04.reinforce_loss", title="the REINFORCE loss with a baseline", exercise_set=SET, points=4)
@@ -192,3 +320,59 @@ def check_reinforce_loss(t, reinforce_loss):
     leaked = reward.grad is not None and bool((reward.grad.abs() > 0).any())
     t.expect(not leaked, 1, "the reward is treated as a constant (no gradient flows into it)",
              "detach the reward (and the baseline): REINFORCE changes the probabilities of the choices, not the reward")
+
+
+def _ref_mirror_reach(S, D):
+    t = torch.arange(S)
+    return ((S - 1 - t) - t).abs() <= D
+
+
+@register("04.mirror_reach", title="predict, then count: what local-m's window reaches on the mirror pair",
+          exercise_set=SET, points=4)
+def check_mirror_reach(t, mirror_reach, predicted_reach, smallest_full_reach):
+    # mirror_reach first: a notebook that has not started gets "not attempted"
+    cases = [(10, 2), (9, 2), (1, 1), (2, 1), (7, 1), (30, 4), (11, 20), (25, 5)]   # odd/even S; D past both ends
+    first = t.call(mirror_reach, 10, 2)
+
+    def as_bools(x):
+        g = _as_tensor(x)
+        return None if g is None else g.flatten() != 0
+    t.require(as_bools(first) is not None and as_bools(first).numel() == 10, 1,
+              "mirror_reach(S, D) returns S booleans, one per target word",
+              f"mirror_reach(10, 2) should give 10 booleans (a list, array or tensor), got {describe(first)}")
+    hint = ""
+    for S, D in cases:
+        want = _ref_mirror_reach(S, D)
+        got = as_bools(t.call(mirror_reach, S, D))
+        if got is None or got.numel() != S or not torch.equal(got, want):
+            shown = got.int().tolist() if got is not None else describe(got)
+            hint = f"mirror_reach({S}, {D}): target word t translates source word {S - 1} - t, and local-m's window " \
+                   f"at step t holds the positions t - {D} .. t + {D}; expected {want.int().tolist()}, got {shown}"
+            if got is not None and got.numel() == S:
+                t_bad = int((got != want).nonzero()[0])
+                hint += f" (first difference at t = {t_bad}: source word {S - 1 - t_bad})"
+            break
+    t.expect(not hint, 1, "the reach for short and long, odd and even sentences, narrow and wide windows", hint)
+
+    try:
+        guess = predicted_reach()
+    except NotImplementedError:
+        guess = None
+    right = int(_ref_mirror_reach(10, 2).sum())
+    ok = isinstance(guess, (int, float, np.integer, np.floating)) and not isinstance(guess, bool) and guess == right
+    t.expect(ok, 1, "your prediction for S = 10, D = 2 (count it by hand before you run mirror_reach)",
+             "predicted_reach() should return the number of the 10 target words whose source word lies in the "
+             f"window, an int; it returned {guess!r}. Write the pairs (t, 9 - t) down and count where |9 - 2t| <= 2"
+             if guess is None or not isinstance(guess, (int, float, np.integer, np.floating)) else
+             f"predicted_reach() returned {guess!r}: run mirror_reach(10, 2) and see which target words it reaches, "
+             "then ask why your count differed")
+
+    hint = ""
+    for S in (1, 2, 9, 10, 40):
+        got = t.call(smallest_full_reach, S)
+        want = S - 1
+        if isinstance(got, bool) or not isinstance(got, (int, np.integer)) or got != want:
+            hint = f"smallest_full_reach({S}) should be the smallest D >= 0 for which every target word's source " \
+                   f"word is inside its window; got {got!r}. Which target word is hardest to reach?"
+            break
+    t.expect(not hint, 1, "the smallest half-width that reaches every word, for sentences of several lengths", hint)
