@@ -6,9 +6,8 @@ A meta tensor has a shape and a dtype but no values, and torch refuses to mix it
 CPU (``torch.arange(n)``, ``torch.full(...)`` without ``device=``) and mixes it with its inputs fails
 here exactly as it would fail on a GPU, and this test catches the bug on a machine without one.
 
-Value checks (lengths in range, a finished decoding) cannot look at meta values; the helpers skip
-them for meta tensors (``course_utils.models.attention.has_values``), and the unit tests of each
-model test them on the CPU.
+Value checks (lengths in range) cannot look at meta values; the helpers skip them for meta tensors,
+and the unit tests of each model test them on the CPU.
 """
 
 from __future__ import annotations
@@ -38,12 +37,11 @@ def _seq2seq_inputs():
 def _run_seq2seq(model):
     src, src_len, tgt_in = _seq2seq_inputs()
     model = model.to(META)
-    # pack_padded_sequence needs its lengths on the CPU, so src_len stays there, as torch requires
-    logits = model(_meta(src), src_len, _meta(tgt_in))
-    assert logits.device == META and logits.shape == (B, T, V_TGT)
-    ids = model.greedy_decode(_meta(src), src_len, max_len=4)
-    assert ids.device == META and ids.shape == (B, 4)
-    return logits
+    for lengths in (src_len, _meta(src_len)):  # lengths kept on the CPU (as packing wants) or with the data
+        logits = model(_meta(src), lengths, _meta(tgt_in))
+        assert logits.device == META and logits.shape == (B, T, V_TGT)
+        ids = model.greedy_decode(_meta(src), lengths, max_len=4)
+        assert ids.device == META and ids.shape == (B, 4)
 
 
 def case_masks():
@@ -122,6 +120,7 @@ def case_gru_seq2seq():
     outputs, final = enc(_meta(src), src_len)
     assert final.device == META and final.shape == (B, 16)
     assert models.final_hidden_state(outputs, src_len).device == META
+    assert models.final_hidden_state(outputs, _meta(src_len)).device == META
     dec = models.GRUDecoder(V_TGT, 8, 16).to(META)
     logits, _ = dec(_meta(tgt_in), final)
     assert models.seq2seq_loss(logits, _meta(tgt_in)).device == META

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .masks import padding_mask
 from .seq2seq import GRUEncoder
 
 
@@ -116,12 +117,8 @@ class AttentionSeq2Seq(nn.Module):
         """-> encoder states (B, S, H), initial decoder state s_0 (B, H), mask (B, S), projected keys (B, S, H)."""
         check_source(src, src_len)
         src_len = src_len.to(src.device)
-        # the encoder's two layers, as GRUEncoder.forward runs them; the last real state is gathered here
-        # without reading length values, so that encode also runs on the meta device
-        keys, _ = self.encoder.rnn(self.encoder.embed(src))                        # (B, S, H)
-        last = (src_len - 1).view(-1, 1, 1).expand(-1, 1, keys.shape[2])          # (B, 1, H)
-        state = keys.gather(1, last).squeeze(1)                                    # s_0 = h_{S_b} (B, H)
-        mask = torch.arange(src.shape[1], device=src.device).unsqueeze(0) < src_len.unsqueeze(1)  # (B, S)
+        keys, state = self.encoder(src, src_len)                                   # (B, S, H), s_0 = h_{S_b} (B, H)
+        mask = padding_mask(src_len, src.shape[1])                                 # (B, S)
         return keys, state, mask, self.decoder.attention.project_keys(keys)        # W_h h_i: once per sentence
 
     def forward(self, src: torch.Tensor, src_len: torch.Tensor, tgt_in: torch.Tensor, return_attention: bool = False):
