@@ -9,15 +9,33 @@ from ..core import register
 SET = "00_orientation"
 
 
+def _floats(got):
+    """A learner's weights (list, tuple, NumPy array, tensor) as a list of floats. Anything else raises, and
+    the check reports that what the function returned could not be checked (a forgotten `return`, say)."""
+    return [float(v) for v in got]
+
+
 @register("00.normalise", title="turn scores into weights that sum to one", exercise_set=SET, points=3)
 def check_normalise(t, normalise):
-    got = t.call(normalise, [1.0, 3.0, 4.0])
-    values = [float(v) for v in got]
-    t.require(len(values) == 3, 1, "returns one weight per score", f"expected 3 weights for 3 scores, got {len(values)}")
-    t.expect(math.isclose(sum(values), 1.0, abs_tol=1e-9) and values == sorted(values)
-             and all(math.isclose(v, e) for v, e in zip(values, [0.125, 0.375, 0.5])), 1,
-             "weights are the scores divided by their sum",
-             f"normalise([1, 3, 4]) should be [0.125, 0.375, 0.5], got {values}")
+    cases = [[1.0, 3.0, 4.0], [2.0, 0.0, 6.0, 2.0, 10.0]]          # two sizes, one with a zero score
+    results = []
+    for scores in cases:
+        want = [s / sum(scores) for s in scores]                    # the reference first, the learner gets a copy
+        copy = list(scores)
+        results.append((scores, want, _floats(t.call(normalise, copy)), copy == scores))
+    short = next(((s, v) for s, _, v, _ in results if len(v) != len(s)), None)
+    t.require(short is None, 1, "returns one weight per score",
+              "" if short is None else f"normalise({short[0]}) should give {len(short[0])} weights, got {len(short[1])}")
+    hint = ""
+    for scores, want, values, unchanged in results:
+        bad = next((i for i, (v, w) in enumerate(zip(values, want)) if not math.isclose(v, w, abs_tol=1e-9)), None)
+        if bad is not None:
+            hint = f"normalise({scores}) should be {want}; at index {bad}: expected {want[bad]:.4g}, got {values[bad]:.4g}"
+            break
+        if not unchanged:
+            hint = f"normalise({scores}) changed the list it was given; build a new list instead"
+            break
+    t.expect(not hint, 1, "weights are the scores divided by their sum (two sizes)", hint)
     raised = [t.raises(normalise, ValueError, bad) for bad in ([1.0, -2.0], [0.0, 0.0])]
     t.expect(all(raised), 1, "rejects negative scores and an all-zero list with ValueError",
              "normalise([1, -2]) and normalise([0, 0]) should raise ValueError: no valid weights exist")
@@ -25,8 +43,35 @@ def check_normalise(t, normalise):
 
 @register("00.top_word", title="the word with the largest weight", exercise_set=SET, points=2)
 def check_top_word(t, top_word):
-    got = t.call(top_word, [0.1, 0.7, 0.2], ["the", "cat", "sat"])
-    t.expect(got == "cat", 1, "picks the word whose weight is largest",
-             f"top_word([0.1, 0.7, 0.2], ['the', 'cat', 'sat']) should be 'cat', got {got!r}")
+    cases = [([0.1, 0.7, 0.2], ["the", "cat", "sat"], "cat"),
+             ([0.3, 0.1, 0.9, 0.9, 0.2], ["a", "b", "c", "d", "e"], "c")]   # another size, and a tie: the first
+    hint = ""
+    for weights, words, want in cases:
+        got = t.call(top_word, list(weights), list(words))
+        if got != want:
+            hint = f"top_word({weights}, {words}) should be {want!r}, got {got!r}" + \
+                (" (on a tie, the first of the tied words)" if weights.count(max(weights)) > 1 else "")
+            break
+    t.expect(not hint, 1, "picks the word whose weight is largest, the first one on a tie (two sizes)", hint)
     t.expect(t.raises(top_word, ValueError, [0.5, 0.5, 0.0], ["a", "b"]), 1, "rejects weights and words of different lengths with ValueError",
              "3 weights for 2 words should raise ValueError that says both lengths")
+
+
+@register("00.predict", title="predict the widget's weights before moving the slider", exercise_set=SET, points=2)
+def check_predict(t, cat_weight_at_six, cat_score_for_half):
+    got = t.call(cat_weight_at_six)
+    try:
+        value = float(got)
+    except (TypeError, ValueError):
+        value = None
+    t.expect(value is not None and math.isclose(value, 0.75, abs_tol=0.005), 1,
+             "cat's weight when its score is 6 (the others 1)",
+             f"you predicted {got!r}. The weights are shares of the total: cat's score divided by the sum of all three")
+    got = t.call(cat_score_for_half)
+    try:
+        value = float(got)
+    except (TypeError, ValueError):
+        value = None
+    t.expect(value is not None and math.isclose(value, 2.0, abs_tol=0.01), 1,
+             "the cat score that gives cat exactly half of the weight",
+             f"you predicted {got!r}. Half the weight means cat's score equals the other two scores together")
