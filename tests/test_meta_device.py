@@ -16,6 +16,8 @@ import pytest
 import torch
 
 import course_utils.models as models
+from course_utils.data.babi import BabiTask, babi_vocab
+from course_utils.data.copy_task import copy_batch
 from course_utils.data.lookup import LookupTask
 
 META = torch.device("meta")
@@ -148,6 +150,34 @@ def case_hard_attention():
     assert models.reinforce_loss(log_prob, _meta(torch.rand(4)), _meta(torch.tensor(0.5))).device == META
 
 
+def case_memory():
+    N, M = 6, 4
+    memory, key = _meta(torch.randn(2, N, M), torch.randn(2, M))
+    w_prev, beta, gate, gamma = _meta(torch.rand(2, N), torch.rand(2), torch.rand(2), 1 + torch.rand(2))
+    shift = _meta(torch.softmax(torch.randn(2, 3), -1))
+    assert models.cosine_similarity(memory, key).shape == (2, N)
+    w = models.content_addressing(memory, key, beta)
+    assert w.device == META
+    assert models.sharpen(models.circular_shift(models.interpolate(w, w_prev, gate), shift), gamma).device == META
+    assert models.address(memory, w_prev, key, beta, gate, shift, gamma).shape == (2, N)
+    assert models.read_memory(memory, w).shape == (2, M)
+    assert models.write_memory(memory, w, *_meta(torch.rand(2, M), torch.randn(2, M))).shape == (2, N, M)
+    params = models.head_parameters(_meta(torch.randn(2, 3 * M + 3 + 3)), M, 3, write=True)
+    assert params["add"].device == META and params["shift"].shape == (2, 3)
+    x = copy_batch(2, 3, 6).inputs.to(META)
+    for location in (True, False):
+        ntm = models.NTM(7, 6, hidden=8, slots=N, width=M, location=location).to(META)
+        logits, weights = ntm(x, return_weights=True)
+        assert logits.device == META and weights["write"].shape[-1] == N
+    lstm = models.CopyLSTM(7, 6, hidden=8).to(META)
+    assert lstm(x).device == META and models.count_parameters(lstm) > 0
+    batch = BabiTask(1).batch(4, seed=0).to(META)
+    memn2n = models.MemN2N(len(babi_vocab()), dim=8, hops=2, max_sentences=12).to(META)
+    logits, attention = memn2n(batch.story, batch.question)
+    assert logits.device == META and attention.device == META
+    assert models.position_encoding(5, 8, device=META).device == META
+
+
 CASES = {name[len("case_"):]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 # What each case covers; every name that course_utils.models exports must appear once, so a new model
@@ -166,6 +196,9 @@ COVERED = {
     "attention_seq2seq": ["AttentionSeq2Seq"],
     "luong": ["LuongAttention", "LuongSeq2Seq"],
     "hard_attention": ["LookupAttention", "reinforce_loss"],
+    "memory": ["cosine_similarity", "content_addressing", "interpolate", "circular_shift", "sharpen", "address",
+               "read_memory", "write_memory", "head_parameters", "NTM", "CopyLSTM", "count_parameters",
+               "position_encoding", "MemN2N"],
 }
 # Exports that build no tensors from inputs: numbers about GPUs and FLOPs, and a context manager.
 NO_TENSORS = {"amp_autocast", "peak_bf16_flops", "seq2seq_train_flops", "model_flops_utilization"}

@@ -11,6 +11,8 @@
     rotary.py             lesson 05: rotary position embeddings (RoPE)
     multihead_attention.py  lesson 06: multi-head attention (split, attend, merge), convertible to torch's
     transformer.py        lesson 06: feed-forward, encoder/decoder blocks and stacks, TransformerSeq2Seq
+    memory.py             lesson 11: content and location addressing, the Neural Turing Machine, memory networks
+    memory_checkpoint.py  lesson 11: the script that trains the shipped NTM checkpoint (checkpoints/)
 """
 
 from .seq2seq import GRUEncoder, GRUDecoder, BottleneckSeq2Seq, final_hidden_state, seq2seq_loss
@@ -27,6 +29,9 @@ from .multihead_attention import split_heads, merge_heads, MultiHeadAttention, t
 from .transformer import (FeedForward, EncoderBlock, DecoderBlock, Encoder, Decoder, TransformerSeq2Seq,
                           TransformerAttention, amp_autocast, peak_bf16_flops, seq2seq_train_flops,
                           model_flops_utilization)
+from .memory import (cosine_similarity, content_addressing, interpolate, circular_shift, sharpen, address,
+                     read_memory, write_memory, head_parameters, NTM, CopyLSTM, count_parameters,
+                     position_encoding, MemN2N)
 
 __all__ = ["GRUEncoder", "GRUDecoder", "BottleneckSeq2Seq", "final_hidden_state", "seq2seq_loss",
            "masked_softmax", "scaled_dot_product_attention", "DotScore", "ScaledDotScore", "GeneralScore",
@@ -36,4 +41,7 @@ __all__ = ["GRUEncoder", "GRUDecoder", "BottleneckSeq2Seq", "final_hidden_state"
            "apply_rotary", "rotary_angles", "SelfAttention", "RotarySelfAttention",
            "split_heads", "merge_heads", "MultiHeadAttention", "to_torch_multihead", "FeedForward", "EncoderBlock",
            "DecoderBlock", "Encoder", "Decoder", "TransformerSeq2Seq", "TransformerAttention", "amp_autocast",
-           "peak_bf16_flops", "seq2seq_train_flops", "model_flops_utilization"]
+           "peak_bf16_flops", "seq2seq_train_flops", "model_flops_utilization",
+           "cosine_similarity", "content_addressing", "interpolate", "circular_shift", "sharpen", "address",
+           "read_memory", "write_memory", "head_parameters", "NTM", "CopyLSTM", "count_parameters",
+           "position_encoding", "MemN2N"]
