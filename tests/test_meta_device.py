@@ -150,6 +150,20 @@ def case_hard_attention():
     assert models.reinforce_loss(log_prob, _meta(torch.rand(4)), _meta(torch.tensor(0.5))).device == META
 
 
+def case_graph_attention():
+    x = _meta(torch.randn(2, 5, 6))
+    adj = _meta(torch.ones(5, 5, dtype=torch.bool))
+    for layer in (models.GATLayer(6, 4, heads=2), models.GATv2Layer(6, 4, heads=2, concat=False)):
+        out, w = layer.to(META)(x, adj)
+        assert out.device == META and w.shape == (2, 2, 5, 5)
+    assert models.GAT(6, 4, 3, heads=2).to(META)(x, adj)[0].shape == (2, 5, 3)
+    edge_index = _meta(torch.tensor([[0, 1, 2], [1, 2, 0]]))
+    a = models.edge_index_to_adjacency(edge_index, 3)
+    assert a.device == META and models.add_self_loops(a).device == META
+    assert models.edge_attention(_meta(torch.rand(2, 3, 3)), edge_index).shape == (3, 2)
+    assert next(models.to_pyg(models.GATLayer(6, 4).to(META)).parameters()).device == META
+
+
 def case_memory():
     N, M = 6, 4
     memory, key = _meta(torch.randn(2, N, M), torch.randn(2, M))
@@ -196,6 +210,8 @@ COVERED = {
     "attention_seq2seq": ["AttentionSeq2Seq"],
     "luong": ["LuongAttention", "LuongSeq2Seq"],
     "hard_attention": ["LookupAttention", "reinforce_loss"],
+    "graph_attention": ["edge_index_to_adjacency", "add_self_loops", "edge_attention", "GATLayer", "GATv2Layer",
+                        "GAT", "to_pyg"],
     "memory": ["cosine_similarity", "content_addressing", "interpolate", "circular_shift", "sharpen", "address",
                "read_memory", "write_memory", "head_parameters", "NTM", "CopyLSTM", "count_parameters",
                "position_encoding", "MemN2N"],

@@ -5,6 +5,7 @@ from .number_words import NumberWordsTask, number_words
 from .batching import Seq2SeqBatch, make_batch, iterate_batches
 from .lookup import LookupBatch, LookupTask
 from .source_transforms import SOURCE_FEEDS, TransformedSourceTask, transform_source
+from .graphs import GraphData, karate_club, citation_graph, LookupGraphs, dictionary_lookup
 from .babi import BabiTask, BabiBatch, Story, babi_vocab, make_babi_batch, PEOPLE, PLACES, OBJECTS
 from .copy_task import CopyBatch, copy_batch, sample_copy_batch, copy_loss, bit_accuracy, sequence_accuracy
 
@@ -14,6 +15,7 @@ __all__ = [
     "Seq2SeqBatch", "make_batch", "iterate_batches",
     "LookupBatch", "LookupTask",
     "SOURCE_FEEDS", "TransformedSourceTask", "transform_source",
+    "GraphData", "karate_club", "citation_graph", "LookupGraphs", "dictionary_lookup",
     "BabiTask", "BabiBatch", "Story", "babi_vocab", "make_babi_batch", "PEOPLE", "PLACES", "OBJECTS",
     "CopyBatch", "copy_batch", "sample_copy_batch", "copy_loss", "bit_accuracy", "sequence_accuracy",
 ]

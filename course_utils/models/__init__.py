@@ -11,6 +11,7 @@
     rotary.py             lesson 05: rotary position embeddings (RoPE)
     multihead_attention.py  lesson 06: multi-head attention (split, attend, merge), convertible to torch's
     transformer.py        lesson 06: feed-forward, encoder/decoder blocks and stacks, TransformerSeq2Seq
+    graph_attention.py    lesson 10: GAT and GATv2 layers (attention masked by the adjacency), convertible to PyG's
     memory.py             lesson 11: content and location addressing, the Neural Turing Machine, memory networks
     memory_checkpoint.py  lesson 11: the script that trains the shipped NTM checkpoint (checkpoints/)
 """
@@ -29,6 +30,8 @@ from .multihead_attention import split_heads, merge_heads, MultiHeadAttention, t
 from .transformer import (FeedForward, EncoderBlock, DecoderBlock, Encoder, Decoder, TransformerSeq2Seq,
                           TransformerAttention, amp_autocast, peak_bf16_flops, seq2seq_train_flops,
                           model_flops_utilization)
+from .graph_attention import (edge_index_to_adjacency, add_self_loops, edge_attention, GATLayer, GATv2Layer, GAT,
+                              to_pyg)
 from .memory import (cosine_similarity, content_addressing, interpolate, circular_shift, sharpen, address,
                      read_memory, write_memory, head_parameters, NTM, CopyLSTM, count_parameters,
                      position_encoding, MemN2N)
@@ -42,6 +45,7 @@ __all__ = ["GRUEncoder", "GRUDecoder", "BottleneckSeq2Seq", "final_hidden_state"
            "split_heads", "merge_heads", "MultiHeadAttention", "to_torch_multihead", "FeedForward", "EncoderBlock",
            "DecoderBlock", "Encoder", "Decoder", "TransformerSeq2Seq", "TransformerAttention", "amp_autocast",
            "peak_bf16_flops", "seq2seq_train_flops", "model_flops_utilization",
+           "edge_index_to_adjacency", "add_self_loops", "edge_attention", "GATLayer", "GATv2Layer", "GAT", "to_pyg",
            "cosine_similarity", "content_addressing", "interpolate", "circular_shift", "sharpen", "address",
            "read_memory", "write_memory", "head_parameters", "NTM", "CopyLSTM", "count_parameters",
            "position_encoding", "MemN2N"]
