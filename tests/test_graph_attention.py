@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.data.graphs import citation_graph, dictionary_lookup, karate_club
+from course_utils.data.graphs import citation_graph, dictionary_lookup, karate_club, noisy_citation_graph
 from course_utils.grading.core import run_check
 from course_utils.models.attention import masked_softmax
 from course_utils.models.graph_attention import (GAT, GATLayer, GATv2Layer, add_self_loops, edge_attention,
@@ -220,6 +220,39 @@ def test_citation_features_carry_the_topic():
     block = 200 // 4
     own = torch.stack([g.x[i, g.y[i] * block:(g.y[i] + 1) * block].sum() for i in range(400)])
     assert own.mean() > 0.5 * 20
+
+
+def test_noisy_citation_graph_adds_marked_spam_with_the_expected_share():
+    kw = dict(n_nodes=200, n_train_per_topic=20, n_val=20, cross_topic=0.1)
+    g = noisy_citation_graph(seed=2, **kw)                            # defaults: 200 spam documents, 12 citations each
+    base = citation_graph(seed=2, **kw)
+    assert torch.equal(g.x, noisy_citation_graph(seed=2, **kw).x) and not torch.equal(
+        g.edge_index, noisy_citation_graph(seed=3, **kw).edge_index)
+    real, spam = ~g.noisy, g.noisy
+    assert g.x.shape == (400, 210) and int(spam.sum()) == 200 and not spam[:200].any()
+    # the real documents are citation_graph's, untouched: features, labels, edges among them, split
+    assert torch.equal(g.x[:200, :200], base.x) and torch.equal(g.y[:200], base.y)
+    assert torch.equal(g.adj[:200, :200], base.adj) and torch.equal(g.train_mask[:200], base.train_mask)
+    assert not (g.train_mask | g.val_mask | g.test_mask)[spam].any()
+    # spam cites real documents only, at most 12 each; the graph stays undirected without self-loops
+    assert torch.equal(g.adj, g.adj.T) and not g.adj.diagonal().any() and not g.adj[spam][:, spam].any()
+    degree = g.adj[spam].sum(-1)
+    assert int(degree.max()) <= 12 and degree.float().mean() > 11.5
+    # about 12 spam and 5.8 real neighbours per real document: about two thirds of the neighbours are spam
+    assert 0.62 < g.noisy_neighbour_share() < 0.72
+    # marker words: only spam uses them, about 30% of its 20 words (6 expected; sd of the mean about 0.15)
+    markers = g.x[:, 200:]
+    assert (markers[real] == 0).all() and (markers[spam].sum(-1) > 0).all()
+    assert abs(markers[spam].sum(-1).mean() - 6.0) < 0.6
+    # the rest pushes the pretended topic: 20 * (0.7 * 0.9 + 0.7 * 0.1 / 4) = 12.95 words of its block expected
+    own = torch.stack([g.x[i, g.y[i] * 50:(g.y[i] + 1) * 50].sum() for i in spam.nonzero().flatten().tolist()])
+    assert abs(own.mean() - 12.95) < 0.7
+    g2 = noisy_citation_graph(n_noisy=50, noisy_degree=3, marker_words=0.0, seed=0, **kw)
+    assert g2.x.shape == (250, 210) and (g2.x[:, 200:] == 0).all() and g2.noisy_neighbour_share() < 0.3
+    assert g.to("cpu").noisy.dtype == torch.bool
+    for bad in (dict(n_noisy=-1), dict(noisy_degree=0), dict(marker_words=1.5), dict(noisy_degree=500)):
+        with pytest.raises(ValueError):
+            noisy_citation_graph(**bad, **kw)
 
 
 def test_bad_generator_arguments():

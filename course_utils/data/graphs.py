@@ -4,6 +4,8 @@
   four communities as labels, one labelled member per community), no download.
 - ``citation_graph(...)``: a citation-like graph. Nodes are documents with bag-of-words features and a topic
   label; ``cross_topic`` is the share of edges that join documents of different topics.
+- ``noisy_citation_graph(...)``: the same graph with extra "spam" documents added: they cite documents at random,
+  their words push a random topic, and they all use a few marker words that no real document uses.
 - ``dictionary_lookup(...)``: Brody et al.'s (ICLR 2022) dictionary-lookup task: k key nodes hold a (key, value)
   pair, k query nodes hold a key only, every key node points to every query node, and each query node must
   output the value stored under its key.
@@ -20,7 +22,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-__all__ = ["GraphData", "karate_club", "citation_graph", "LookupGraphs", "dictionary_lookup"]
+__all__ = ["GraphData", "NoisyGraphData", "karate_club", "citation_graph", "noisy_citation_graph", "LookupGraphs",
+           "dictionary_lookup"]
 
 
 @dataclass
@@ -128,6 +131,77 @@ def citation_graph(n_nodes: int = 400, n_topics: int = 4, vocab_size: int = 200,
     return GraphData(x=torch.from_numpy(x), y=torch.from_numpy(y).long(), edge_index=edge_index,
                      adj=_adjacency(edge_index, n_nodes), train_mask=torch.from_numpy(train),
                      val_mask=torch.from_numpy(val), test_mask=torch.from_numpy(test))
+
+
+@dataclass
+class NoisyGraphData(GraphData):
+    """A ``GraphData`` with noisy nodes: ``noisy`` (N,) bool marks them. Noisy nodes are in none of the three
+    node masks, and their label is the topic their words push (not a real topic)."""
+
+    noisy: torch.Tensor = None
+
+    def to(self, device) -> "NoisyGraphData":
+        return NoisyGraphData(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def noisy_neighbour_share(self) -> float:
+        """The share of noisy nodes among the neighbours of the real nodes, averaged over real nodes with
+        neighbours."""
+        real = ~self.noisy
+        deg = self.adj[real].sum(-1)
+        share = (self.adj[real] & self.noisy[None, :]).sum(-1) / deg.clamp_min(1)
+        return float(share[deg > 0].float().mean())
+
+
+def noisy_citation_graph(n_noisy: int = 200, noisy_degree: int = 12, n_marker_words: int = 10,
+                         marker_words: float = 0.3, noisy_topic_words: float = 0.9, seed: int = 0,
+                         **citation_kwargs) -> NoisyGraphData:
+    """``citation_graph(seed=seed, **citation_kwargs)`` plus ``n_noisy`` noisy ("spam") documents, seeded.
+
+    Each noisy document pretends to be about a random topic t: of its ``words_per_doc`` words, each is one of
+    ``n_marker_words`` marker words with probability ``marker_words``, else a word of topic t's block with
+    probability ``noisy_topic_words``, else any word of the vocabulary. The marker words are ``n_marker_words``
+    extra columns of x (so x is (N, vocab_size + n_marker_words)); real documents never use them. Each noisy
+    document cites ``noisy_degree`` real documents drawn uniformly (so regardless of their topic; repeats are
+    dropped), in both directions; noisy documents do not cite each other. The real documents keep their nodes
+    0..n_real-1, edges, labels and split; the noisy ones (nodes n_real..N-1) are in no mask, and y holds the
+    topic they pretend to be about. With the defaults and 200 real documents (``n_nodes=200``), about two thirds
+    of a real document's neighbours are noisy. Returns a ``NoisyGraphData`` whose ``noisy`` marks them.
+    """
+    if n_noisy < 0 or noisy_degree < 1 or n_marker_words < 1:
+        raise ValueError(f"need n_noisy >= 0, noisy_degree >= 1, n_marker_words >= 1; got {n_noisy}, "
+                         f"{noisy_degree}, {n_marker_words}")
+    for name, p in (("marker_words", marker_words), ("noisy_topic_words", noisy_topic_words)):
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"{name} is a probability, in [0, 1]; got {p}")
+    base = citation_graph(seed=seed, **citation_kwargs)
+    n_real, vocab_size = base.x.shape
+    n_topics = base.num_classes
+    words_per_doc = citation_kwargs.get("words_per_doc", 20)
+    if noisy_degree > n_real:
+        raise ValueError(f"noisy_degree = {noisy_degree} is more than the {n_real} real documents")
+    rng = np.random.default_rng([seed, 1])                                 # a stream of its own: base is unchanged
+    fake = rng.integers(0, n_topics, n_noisy)                              # the topic each noisy document pushes
+    block = vocab_size // n_topics
+    u = rng.random((n_noisy, words_per_doc))
+    words = np.where(u < marker_words, vocab_size + rng.integers(0, n_marker_words, (n_noisy, words_per_doc)),
+                     np.where(u < marker_words + (1 - marker_words) * noisy_topic_words,
+                              fake[:, None] * block + rng.integers(0, block, (n_noisy, words_per_doc)),
+                              rng.integers(0, vocab_size, (n_noisy, words_per_doc))))
+    x_noisy = np.zeros((n_noisy, vocab_size + n_marker_words), dtype=np.float32)
+    np.add.at(x_noisy, (np.repeat(np.arange(n_noisy), words_per_doc), words.ravel()), 1.0)
+    x = torch.cat([torch.cat([base.x, torch.zeros(n_real, n_marker_words)], 1), torch.from_numpy(x_noisy)], 0)
+
+    src = np.repeat(n_real + np.arange(n_noisy), noisy_degree)
+    dst = rng.integers(0, n_real, n_noisy * noisy_degree)
+    pairs = np.unique(np.stack([src, dst], 1), axis=0)
+    new_edges = torch.from_numpy(np.concatenate([pairs, pairs[:, ::-1]], 0).T.copy()).long()
+    edge_index = torch.cat([base.edge_index, new_edges], 1)
+    n = n_real + n_noisy
+    no = torch.zeros(n_noisy, dtype=torch.bool)
+    return NoisyGraphData(x=x, y=torch.cat([base.y, torch.from_numpy(fake).long()]), edge_index=edge_index,
+                          adj=_adjacency(edge_index, n), train_mask=torch.cat([base.train_mask, no]),
+                          val_mask=torch.cat([base.val_mask, no]), test_mask=torch.cat([base.test_mask, no]),
+                          noisy=torch.cat([torch.zeros(n_real, dtype=torch.bool), ~no]))
 
 
 @dataclass
