@@ -1,8 +1,13 @@
-"""Small helpers that lesson checks share to inspect what learner code returned (tensors, their shapes,
-their values) and to quote it back in feedback."""
+"""Small helpers that lesson checks share to inspect what learner code returned (tensors, arrays, lists,
+numbers), quote it back in feedback, notice changed inputs, and switch finished implementations off."""
 
 from __future__ import annotations
 
+import contextlib
+import copy as _copy
+import types
+
+import numpy as np
 import torch
 
 
@@ -11,17 +16,167 @@ def is_tensor(x, shape=None) -> bool:
     return isinstance(x, torch.Tensor) and (shape is None or tuple(x.shape) == tuple(shape))
 
 
+def as_tensor(x):
+    """A learner's answer (tensor of any dtype, NumPy array or scalar, number, nested list/tuple) as a float64
+    CPU tensor, or None when it cannot be read as numbers."""
+    if x is None or isinstance(x, (str, bytes, dict)):
+        return None
+    try:
+        if isinstance(x, torch.Tensor):
+            return x.detach().cpu().to(torch.float64)
+        return torch.as_tensor(np.asarray(x, dtype=np.float64))
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
+def as_number(x):
+    """A float from a number, a NumPy scalar or a one-element tensor/array; None otherwise (bools too)."""
+    if isinstance(x, (bool, np.bool_)):
+        return None
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        value = as_tensor(x)
+        return float(value.reshape(-1)[0]) if value is not None and value.numel() == 1 else None
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def as_count(x):
+    """``as_number(x)`` as an int when it is a whole number (within 1e-6), else None."""
+    value = as_number(x)
+    return int(round(value)) if value is not None and abs(value - round(value)) < 1e-6 else None
+
+
 def describe(x) -> str:
-    """'shape (2, 3)' for a tensor, else the type's name: what feedback says was returned."""
-    return f"shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+    """What was returned, for feedback: 'Tensor of shape (2, 3), dtype torch.float32', else the type's name."""
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        return f"{type(x).__name__} of shape {tuple(x.shape)}, dtype {x.dtype}"
+    return type(x).__name__
 
 
-def close(got, want: torch.Tensor, atol: float = 1e-5) -> bool:
-    """Whether ``got`` is a finite floating tensor of ``want``'s shape and within ``atol`` of it."""
-    return (is_tensor(got, want.shape) and got.dtype.is_floating_point and bool(torch.isfinite(got).all())
-            and torch.allclose(got.detach().cpu().float(), want.float(), atol=atol))
+def all_finite(x) -> bool:
+    """Whether ``x`` reads as numbers (see ``as_tensor``) with no nan or inf."""
+    g = as_tensor(x)
+    return g is not None and bool(torch.isfinite(g).all())
+
+
+def _first_bad(g: torch.Tensor, w: torch.Tensor, atol: float, rtol: float):
+    """The first index (a tuple) where float64 tensors g and w differ, or None."""
+    bad = ~torch.isclose(g, w, atol=atol, rtol=rtol) | ~torch.isfinite(g)
+    if not bool(bad.any()):
+        return None
+    return tuple(int(i) for i in bad.nonzero()[0])
+
+
+def close(got, want, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """Whether ``got`` (any form ``as_tensor`` reads) has ``want``'s shape, is finite and is within tolerance."""
+    g, w = as_tensor(got), as_tensor(want)
+    return g is not None and w is not None and g.shape == w.shape and _first_bad(g, w, atol, rtol) is None
+
+
+def first_difference(got, want, atol: float = 1e-5, rtol: float = 1e-4):
+    """The first index (a tuple) where ``got`` differs from ``want`` (nan and inf always differ); None when
+    they agree or cannot be compared (then see ``close``)."""
+    g, w = as_tensor(got), as_tensor(want)
+    return None if g is None or w is None or g.shape != w.shape else _first_bad(g, w, atol, rtol)
+
+
+def where_differs(got, want, atol: float = 1e-5, rtol: float = 1e-4) -> str:
+    """'at index (1, 2): expected 0.2447, got nan' for the first entry that differs (nan and inf always
+    differ), a message naming the shapes when they differ, or '' when ``got`` is close to ``want``."""
+    g, w = as_tensor(got), as_tensor(want)
+    if g is None:
+        return f"expected numbers of shape {tuple(w.shape)}, got {describe(got)}"
+    if g.shape != w.shape:
+        return f"expected shape {tuple(w.shape)}, got shape {tuple(g.shape)}"
+    idx = _first_bad(g, w, atol, rtol)
+    if idx is None:
+        return ""
+    where = f"at index {idx[0] if len(idx) == 1 else idx}: " if idx else ""
+    return f"{where}expected {float(w[idx]):.6g}, got {float(g[idx]):.6g}"
 
 
 def rounded(x, nd: int = 3) -> list[float]:
-    """The values of a 1-D tensor (or sequence) rounded for quoting in feedback."""
-    return [round(float(v), nd) for v in x]
+    """The values of ``x`` (tensor, array or sequence, flattened) rounded for quoting in feedback."""
+    return [round(float(v), nd) for v in as_tensor(x).flatten()]
+
+
+def copies(*inputs) -> tuple:
+    """Copies of the inputs to hand to learner code (tensors cloned, arrays and lists copied)."""
+    return tuple(x.clone() if isinstance(x, torch.Tensor) else
+                 x.copy() if isinstance(x, np.ndarray) else
+                 _copy.deepcopy(x) if isinstance(x, (list, dict)) else x for x in inputs)
+
+
+def _same_value(a, b) -> bool:
+    if isinstance(a, torch.Tensor):
+        return (isinstance(b, torch.Tensor) and a.shape == b.shape and a.dtype == b.dtype
+                and (torch.equal(a, b) or (a.is_floating_point() and torch.equal(a.isnan(), b.isnan())
+                                           and torch.equal(a.nan_to_num(), b.nan_to_num()))))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and bool(np.array_equal(a, b))
+    return bool(a == b) if isinstance(a, (list, tuple, dict)) else True
+
+
+def unchanged(originals, copies) -> bool:
+    """Whether every copy still equals its original (tensors, arrays and lists; nan equals nan): False means
+    the learner's code modified an input in place."""
+    return all(_same_value(o, c) for o, c in zip(originals, copies))
+
+
+# ----------------------------------------------------------------------------- switching code off
+
+
+def _refusal_template(*args, **kwargs):
+    raise RuntimeError("\0")
+
+
+def _refusal(message: str):
+    def refuse(*args, **kwargs):
+        raise RuntimeError(message)
+    return refuse
+
+
+def _label(owner, name: str) -> str:
+    if isinstance(owner, types.ModuleType):
+        return f"{owner.__name__}.{name}"
+    if isinstance(owner, type):
+        return f"{owner.__module__}.{owner.__qualname__}.{name}"
+    return f"{type(owner).__name__}.{name}"
+
+
+@contextlib.contextmanager
+def disabled(*targets, why: str = "write it yourself"):
+    """While active, each target raises RuntimeError('<name> is switched off while this check runs: <why>');
+    everything is restored on exit, also when the body raises.
+
+    A target is a Python function (its code is swapped, so every name bound to it is off, the learner's
+    aliases included) or an ``(owner, name)`` pair: the attribute ``name`` of a module, class or instance
+    is replaced, then put back, or deleted again where it was inherited rather than the owner's own (use
+    pairs for builtins such as ``torch.softmax`` and for methods that use ``super()``).
+    """
+    swapped, replaced = [], []
+    try:
+        for target in targets:
+            if isinstance(target, tuple):
+                owner, name = target
+                own = getattr(owner, "__dict__", {})
+                replaced.append((owner, name, name in own, own.get(name)))
+                setattr(owner, name, _refusal(f"{_label(owner, name)} is switched off while this check runs: {why}"))
+            elif isinstance(target, types.FunctionType) and not target.__closure__:
+                message = f"{target.__module__}.{target.__qualname__} is switched off while this check runs: {why}"
+                code = _refusal_template.__code__
+                swapped.append((target, target.__code__))
+                target.__code__ = code.replace(co_consts=tuple(message if c == "\0" else c for c in code.co_consts))
+            else:
+                raise TypeError(f"cannot switch off {target!r}: pass (owner, name) instead")
+        yield
+    finally:
+        for fn, code in reversed(swapped):
+            fn.__code__ = code
+        for owner, name, had_own, value in reversed(replaced):
+            if had_own:
+                setattr(owner, name, value)
+            else:
+                delattr(owner, name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ..core import register
+from ..tensor_checks import as_number, copies, unchanged, where_differs
 
 SET = "00_orientation"
 
@@ -21,18 +22,18 @@ def check_normalise(t, normalise):
     results = []
     for scores in cases:
         want = [s / sum(scores) for s in scores]                    # the reference first, the learner gets a copy
-        copy = list(scores)
-        results.append((scores, want, _floats(t.call(normalise, copy)), copy == scores))
+        copy, = copies(scores)
+        results.append((scores, want, _floats(t.call(normalise, copy)), unchanged((scores,), (copy,))))
     short = next(((s, v) for s, _, v, _ in results if len(v) != len(s)), None)
     t.require(short is None, 1, "returns one weight per score",
               "" if short is None else f"normalise({short[0]}) should give {len(short[0])} weights, got {len(short[1])}")
     hint = ""
-    for scores, want, values, unchanged in results:
-        bad = next((i for i, (v, w) in enumerate(zip(values, want)) if not math.isclose(v, w, abs_tol=1e-9)), None)
-        if bad is not None:
-            hint = f"normalise({scores}) should be {want}; at index {bad}: expected {want[bad]:.4g}, got {values[bad]:.4g}"
+    for scores, want, values, kept in results:
+        where = where_differs(values, want, atol=1e-9, rtol=1e-9)
+        if where:
+            hint = f"normalise({scores}) should be {want}; {where}"
             break
-        if not unchanged:
+        if not kept:
             hint = f"normalise({scores}) changed the list it was given; build a new list instead"
             break
     t.expect(not hint, 1, "weights are the scores divided by their sum (two sizes)", hint)
@@ -59,19 +60,12 @@ def check_top_word(t, top_word):
 
 @register("00.predict", title="predict the widget's weights before moving the slider", exercise_set=SET, points=2)
 def check_predict(t, cat_weight_at_six, cat_score_for_half):
-    got = t.call(cat_weight_at_six)
-    try:
-        value = float(got)
-    except (TypeError, ValueError):
-        value = None
-    t.expect(value is not None and math.isclose(value, 0.75, abs_tol=0.005), 1,
-             "cat's weight when its score is 6 (the others 1)",
-             f"you predicted {got!r}. The weights are shares of the total: cat's score divided by the sum of all three")
-    got = t.call(cat_score_for_half)
-    try:
-        value = float(got)
-    except (TypeError, ValueError):
-        value = None
-    t.expect(value is not None and math.isclose(value, 2.0, abs_tol=0.01), 1,
-             "the cat score that gives cat exactly half of the weight",
-             f"you predicted {got!r}. Half the weight means cat's score equals the other two scores together")
+    questions = [(cat_weight_at_six, 0.75, 0.005, "cat's weight when its score is 6 (the others 1)",
+                  "The weights are shares of the total: cat's score divided by the sum of all three"),
+                 (cat_score_for_half, 2.0, 0.01, "the cat score that gives cat exactly half of the weight",
+                  "Half the weight means cat's score equals the other two scores together")]
+    for predict, want, tol, what, explanation in questions:
+        got = t.call(predict)
+        value = as_number(got)
+        t.expect(value is not None and math.isclose(value, want, abs_tol=tol), 1, what,
+                 f"you predicted {got!r}. {explanation}")

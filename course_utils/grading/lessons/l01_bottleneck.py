@@ -9,13 +9,14 @@ finished versions of the same functions are switched off, so an exercise cannot 
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 import torch
 
 from ..core import register
+from ..tensor_checks import (as_tensor as _as_tensor, copies, describe as _describe, disabled, first_difference,
+                             unchanged)
 
 SET = "01_bottleneck"
 FEEDS = ("forward", "reversed", "twice")
@@ -25,51 +26,21 @@ ORDERS = ("aligned", "mirror")
 # --------------------------------------------------------------------------- helpers
 
 
-def _refuse(*args, **kwargs):
-    raise RuntimeError("the course's finished implementation is switched off while this exercise is checked: "
-                       "write the function yourself")
-
-
-@contextlib.contextmanager
 def _finished_versions_off():
     """Make the course's own implementations of these exercises raise while a check runs."""
     from ...data import source_transforms
     from ...models import seq2seq
     from ... import training
 
-    functions = [seq2seq.final_hidden_state, training.accuracy_by_length, source_transforms.transform_source]
-    saved = [f.__code__ for f in functions]
-    try:
-        for f in functions:
-            f.__code__ = _refuse.__code__
-        yield
-    finally:
-        for f, code in zip(functions, saved):
-            f.__code__ = code
+    return disabled(seq2seq.final_hidden_state, training.accuracy_by_length, source_transforms.transform_source,
+                    why="the course's finished implementation cannot be used for this exercise: write the function "
+                        "yourself")
 
 
-def _as_tensor(x):
-    """A learner's answer (tensor of any dtype, NumPy array, nested list) as a float64 CPU tensor, or None."""
-    try:
-        if isinstance(x, torch.Tensor):
-            return x.detach().cpu().to(torch.float64)
-        return torch.as_tensor(np.asarray(x, dtype=np.float64))
-    except (TypeError, ValueError, RuntimeError):
-        return None
-
-
-def _describe(x) -> str:
-    if isinstance(x, (torch.Tensor, np.ndarray)):
-        return f"{type(x).__name__} of shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
-def _first_row_difference(got: torch.Tensor, want: torch.Tensor, atol: float = 1e-5):
-    """Index of the first row (along dim 0) where got and want differ, or None."""
-    for i in range(want.shape[0]):
-        if not torch.allclose(got[i], want[i], atol=atol):
-            return i
-    return None
+def _first_row_difference(got, want):
+    """The first row (along dim 0) where got and want differ, or None."""
+    idx = first_difference(got, want)
+    return None if idx is None else idx[0]
 
 
 def _fmt(v) -> str:
@@ -107,7 +78,7 @@ def _check_final_state(t, final_state):
              _case_final_state(2, 4, 7, 3, [3, 7, 1, 6], torch.float64)]    # another size, float64 states
     ok_all, hint = True, ""
     for outputs, lengths, want in cases:
-        out_copy, len_copy = outputs.clone(), lengths.clone()
+        out_copy, len_copy = copies(outputs, lengths)
         got = _as_tensor(t.call(final_state, out_copy, len_copy))
         if got is None or got.shape != want.shape:
             ok_all, hint = False, (f"outputs of shape {tuple(outputs.shape)} should give shape {tuple(want.shape)}, "
@@ -123,7 +94,7 @@ def _check_final_state(t, final_state):
                 hint = (f"outputs of shape {tuple(outputs.shape)} with lengths {lengths.tolist()}: row {row} should be "
                         f"outputs[{row}, {n - 1}] = {_fmt(want[row])}, got {_fmt(got[row])}")
             break
-        if not (torch.equal(out_copy, outputs) and torch.equal(len_copy, lengths)):
+        if not unchanged((outputs, lengths), (out_copy, len_copy)):
             ok_all, hint = False, "your function changed its inputs (outputs or lengths); work on copies"
             break
     t.expect(ok_all, 2, "padded sequences, two sizes: the state at each sequence's last real token", hint)
@@ -164,7 +135,7 @@ def _check_accuracy_by_length(t, accuracy_by_length):
     for c, n in cases:
         want = _reference_accuracy(list(c.tolist() if hasattr(c, "tolist") else c),
                                    list(n.tolist() if hasattr(n, "tolist") else n))
-        c_copy, n_copy = c.copy(), n.copy()
+        c_copy, n_copy = copies(c, n)
         got = t.call(accuracy_by_length, c_copy, n_copy)
         if not isinstance(got, dict):
             ok_all, hint = False, f"with {len(want)} lengths as {type(c).__name__}s: expected a dict, got {type(got).__name__}"
@@ -184,7 +155,7 @@ def _check_accuracy_by_length(t, accuracy_by_length):
                 break
         if ok_all and sorted(k for k in got_keys if isinstance(k, int)) != sorted(want):
             ok_all, hint = False, f"keys should be exactly the lengths that occur, {sorted(want)}; got {sorted(got_keys, key=str)}"
-        if ok_all and not (list(np.asarray(c_copy)) == list(np.asarray(c)) and list(np.asarray(n_copy)) == list(np.asarray(n))):
+        if ok_all and not unchanged((c, n), (c_copy, n_copy)):
             ok_all, hint = False, "your function changed its inputs; leave `correct` and `lengths` as they were"
         if not ok_all:
             break
@@ -223,7 +194,7 @@ def _check_reverse_source(t, reverse_source):
     src = torch.tensor([[4, 5, 6, 7], [8, 9, 0, 0], [3, 0, 0, 0]])
     lengths = torch.tensor([4, 2, 1])
     want = _reference_reverse(src, lengths)
-    src_copy = src.clone()
+    src_copy, = copies(src)
     got = _as_tensor(t.call(reverse_source, src_copy, lengths.clone()))
     t.require(got is not None and tuple(got.shape) == tuple(src.shape), 1, "returns a batch of the same shape",
               f"expected shape {tuple(src.shape)}, got {_describe(got)}")
@@ -253,7 +224,7 @@ def _check_reverse_source(t, reverse_source):
                         f"got {as_ints}")
             break
     t.expect(ok_all, 1, "padded rows, two sizes: real tokens reversed, padding stays at the end", hint)
-    t.expect(torch.equal(src_copy, src), 1, "the input tensor is left unchanged",
+    t.expect(unchanged((src,), (src_copy,)), 1, "the input tensor is left unchanged",
              "reverse_source modified its input in place; work on a copy (src.clone())")
 
 

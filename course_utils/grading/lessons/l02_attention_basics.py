@@ -14,27 +14,17 @@ from __future__ import annotations
 import contextlib
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..core import register
+from ..tensor_checks import (as_tensor as _as_tensor, close, copies as _copies, describe as _describe, disabled,
+                             unchanged as _unchanged, where_differs)
 
 SET = "02_attention_basics"
-ATOL = 1e-5
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class SwitchedOff(RuntimeError):
-    """Raised by a function that a check switches off while it calls the learner's code."""
-
-
-def _refusing(what: str):
-    def refuse(*args, **kwargs):
-        raise SwitchedOff(f"{what} is switched off while this exercise is checked: write it yourself")
-    return refuse
 
 
 @contextlib.contextmanager
@@ -42,76 +32,15 @@ def _switched_off(no_softmax: bool = False, no_torch_sdpa: bool = False):
     """Make the course's finished attention (and, if asked, torch's softmax / attention) raise; restore after."""
     from ...models import attention as finished
 
-    saved = []  # (owner, name, had_own_attribute, value)
-
-    def off(owner, name, what):
-        saved.append((owner, name, name in vars(owner), getattr(owner, name)))
-        setattr(owner, name, _refusing(what))
-
-    try:
-        off(finished, "masked_softmax", "the course's finished masked_softmax")
-        off(finished, "scaled_dot_product_attention", "the course's finished scaled_dot_product_attention")
-        off(finished.AdditiveScore, "forward", "the course's finished AdditiveScore")
-        off(finished.ScaledDotScore, "forward", "the course's finished ScaledDotScore")
-        if no_softmax:
-            what = "torch's softmax (exercise 1 asks for a softmax built from torch.exp and a sum)"
-            for owner in (torch, F, torch.Tensor, torch.special):
-                off(owner, "softmax", what)
-            for owner in (torch, F, torch.Tensor, torch.special):
-                off(owner, "log_softmax", what)
-        if no_torch_sdpa:
-            off(F, "scaled_dot_product_attention", "torch's F.scaled_dot_product_attention")
+    softmaxes = [(owner, name) for name in ("softmax", "log_softmax")
+                 for owner in (torch, F, torch.Tensor, torch.special)] if no_softmax else []
+    sdpa = [(F, "scaled_dot_product_attention")] if no_torch_sdpa else []
+    with disabled((finished, "masked_softmax"), (finished, "scaled_dot_product_attention"),
+                  (finished.AdditiveScore, "forward"), (finished.ScaledDotScore, "forward"),
+                  why="the course's finished version cannot be used for this exercise: write it yourself"), \
+            disabled(*softmaxes, why="exercise 1 asks for a softmax built from torch.exp and a sum"), \
+            disabled(*sdpa, why="exercise 3 asks you to write attention yourself"):
         yield
-    finally:
-        for owner, name, had_own, value in reversed(saved):
-            if had_own:
-                setattr(owner, name, value)
-            else:
-                delattr(owner, name)
-
-
-def _as_tensor(x):
-    """A learner's answer (tensor of any floating dtype, NumPy array, nested list) as float64 on the CPU, or None."""
-    try:
-        if isinstance(x, torch.Tensor):
-            return x.detach().cpu().to(torch.float64)
-        return torch.as_tensor(np.asarray(x, dtype=np.float64))
-    except (TypeError, ValueError, RuntimeError):
-        return None
-
-
-def _describe(x) -> str:
-    if isinstance(x, (torch.Tensor, np.ndarray)):
-        return f"{type(x).__name__} of shape {tuple(x.shape)}"
-    return type(x).__name__
-
-
-def _first_difference(got: torch.Tensor, want: torch.Tensor, atol: float = ATOL):
-    """The first index (a tuple) where got and want differ (nan counts as different), or None."""
-    bad = ~torch.isclose(got, want.to(got.dtype), atol=atol, rtol=1e-4, equal_nan=False)
-    if not bool(bad.any()):
-        return None
-    return tuple(int(i) for i in bad.nonzero()[0])
-
-
-def _where(got, want, atol=ATOL) -> str:
-    """'at index (1, 2): expected 0.2447, got nan' for the first difference."""
-    idx = _first_difference(got, want, atol)
-    if idx is None:
-        return ""
-    return f"at index {idx}: expected {float(want[idx]):.6g}, got {float(got[idx]):.6g}"
-
-
-def _same(got, want, atol=ATOL) -> bool:
-    return got is not None and tuple(got.shape) == tuple(want.shape) and _first_difference(got, want, atol) is None
-
-
-def _copies(*args):
-    return tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
-
-
-def _unchanged(originals, copies) -> bool:
-    return all(not isinstance(o, torch.Tensor) or torch.equal(o, c) for o, c in zip(originals, copies))
 
 
 _MUTATED = "your function changed one of its input tensors in place (for example with masked_fill_ or " \
@@ -168,9 +97,9 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
     for scores in (torch.randn(3, 5, generator=g), torch.randn(4, 7, generator=g, dtype=torch.float64)):
         keep = torch.ones(scores.shape, dtype=torch.bool)
         got, want, raw, kept = _softmax_case(t, fn, scores, keep)
-        if not _same(got, want):
+        if not close(got, want):
             ok = False
-            if got is not None and got.shape == want.shape and _same(got, _ref_masked_softmax(scores, keep, 0)):
+            if got is not None and got.shape == want.shape and close(got, _ref_masked_softmax(scores, keep, 0)):
                 hint = "your weights sum to one down each column: with dim=-1 the softmax runs along the last dimension"
             elif got is not None and bool((got == 0).all()):
                 hint = "every weight is 0 although the mask keeps every entry: is your mask inverted? True = keep"
@@ -178,7 +107,7 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
                 hint = f"scores of shape {tuple(scores.shape)} should give that shape, got {_describe(raw)}"
             else:
                 hint = f"with every entry kept, scores of shape {tuple(scores.shape)} ({scores.dtype}) should give " \
-                       f"the plain softmax; {_where(got, want)}"
+                       f"the plain softmax; {where_differs(got, want)}"
             break
         if not kept:
             ok, hint = False, _MUTATED
@@ -191,7 +120,7 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
         scores = _mixed_scale_scores(g, rows, n)
         keep = torch.ones(rows, n, dtype=torch.bool)
         got, want, raw, kept = _softmax_case(t, fn, scores, keep)
-        if not _same(got, want, atol=1e-4):
+        if not close(got, want, atol=1e-4):
             ok = False
             if got is not None and got.shape == want.shape and bool(torch.isnan(got).any()):
                 idx = tuple(int(i) for i in torch.isnan(got).nonzero()[0])
@@ -199,7 +128,7 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
                        "subtract each ROW's maximum (amax(dim, keepdim=True)), not one maximum for the whole tensor"
             else:
                 hint = f"scores of shape {tuple(scores.shape)} whose rows range from about -40000 to 3000: " \
-                       f"{_where(got, want, 1e-4) if got is not None and got.shape == want.shape else _describe(raw)}"
+                       f"{where_differs(got, want, 1e-4) if got is not None and got.shape == want.shape else _describe(raw)}"
             break
         if not kept:
             ok, hint = False, _MUTATED
@@ -214,9 +143,9 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
     cases[1][1][:, 0] = True
     for scores, mask in cases:
         got, want, raw, kept = _softmax_case(t, fn, scores, mask)
-        if not _same(got, want):
+        if not close(got, want):
             ok = False
-            if got is not None and got.shape == want.shape and _same(got, _ref_masked_softmax(scores, ~mask)):
+            if got is not None and got.shape == want.shape and close(got, _ref_masked_softmax(scores, ~mask)):
                 hint = "your mask is inverted: True means KEEP this entry, False means give it weight 0"
             elif got is not None and got.shape == want.shape and bool((got[~mask].abs() > 1e-7).any()):
                 idx = tuple(int(i) for i in (~mask & (got.abs() > 1e-7)).nonzero()[0])
@@ -225,7 +154,7 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
             else:
                 hint = "the kept entries should be renormalised to sum to one (a softmax over the kept entries " \
                        f"only); scores of shape {tuple(scores.shape)}: " + \
-                       (_where(got, want) if got is not None and got.shape == want.shape else _describe(raw))
+                       (where_differs(got, want) if got is not None and got.shape == want.shape else _describe(raw))
             break
         if not kept:
             ok, hint = False, _MUTATED
@@ -243,8 +172,8 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
         hint = _MUTATED
     else:
         hint = "scores [[1000, 0, 1], [2, -3000, 5000]] with the 1000 and the 5000 masked: " + \
-               (_where(got, want) if got is not None and got.shape == want.shape else _describe(raw))
-    t.expect(_same(got, want) and kept, 1, "a huge masked score does not disturb the kept entries", hint)
+               (where_differs(got, want) if got is not None and got.shape == want.shape else _describe(raw))
+    t.expect(close(got, want) and kept, 1, "a huge masked score does not disturb the kept entries", hint)
 
     # a slice with nothing kept
     scores = torch.tensor([[1.0, 2.0, 3.0], [0.5, 0.1, 0.2], [4.0, 4.0, 4.0]])
@@ -260,8 +189,8 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
         hint = _MUTATED
     else:
         hint = "rows 0 and 2 have nothing kept and should be zeros: " + \
-               (_where(got, want) if got is not None and got.shape == want.shape else _describe(raw))
-    t.expect(_same(got, want) and kept, 1, "a row with every entry masked gives zeros, not nan", hint)
+               (where_differs(got, want) if got is not None and got.shape == want.shape else _describe(raw))
+    t.expect(close(got, want) and kept, 1, "a row with every entry masked gives zeros, not nan", hint)
 
     # dim=0, two sizes
     ok, hint = True, ""
@@ -270,12 +199,12 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
         mask = torch.rand(rows, cols, generator=g) > 0.3
         mask[0] = True
         got, want, raw, kept = _softmax_case(t, fn, scores, mask, dim=0)
-        if not (_same(got, want) and kept):
+        if not (close(got, want) and kept):
             ok = False
-            hint = _MUTATED if _same(got, want) else \
+            hint = _MUTATED if close(got, want) else \
                 f"with dim=0 each COLUMN should sum to one (scores of shape {(rows, cols)}); use `dim` in every " \
                 "max and sum, with keepdim=True so the shapes broadcast" + \
-                (f"; {_where(got, want)}" if got is not None and got.shape == want.shape else f"; got {_describe(raw)}")
+                (f"; {where_differs(got, want)}" if got is not None and got.shape == want.shape else f"; got {_describe(raw)}")
             break
     t.expect(ok, 1, "the `dim` argument picks the dimension that sums to one (two sizes)", hint)
 
@@ -286,11 +215,11 @@ def _check_stable_masked_softmax(t, stable_masked_softmax):
         mask = torch.rand(B, 1, n, generator=g) > 0.4
         mask[..., 0] = True
         got, want, raw, kept = _softmax_case(t, fn, scores, mask)
-        if not (_same(got, want) and kept):
+        if not (close(got, want) and kept):
             ok = False
-            hint = _MUTATED if _same(got, want) else \
+            hint = _MUTATED if close(got, want) else \
                 f"a ({B}, 1, {n}) mask should apply to every row of its batch element of scores ({B}, {m}, {n}); " + \
-                (_where(got, want) if got is not None and got.shape == want.shape else
+                (where_differs(got, want) if got is not None and got.shape == want.shape else
                  f"got {_describe(raw)}, expected shape {(B, m, n)}. Use operations that broadcast (masked_fill, torch.where)")
             break
     t.expect(ok, 1, "a mask that broadcasts ((batch, 1, n) against (batch, m, n)) works (two sizes)", hint)
@@ -333,7 +262,7 @@ def _check_additive_score(t, additive_score):
         copies = _copies(*args)
         raw = t.call(additive_score, *copies)
         got = _as_tensor(raw)
-        if _same(got, want):
+        if close(got, want):
             if not _unchanged(args, copies):
                 ok, hint = False, _MUTATED
                 break
@@ -344,15 +273,15 @@ def _check_additive_score(t, additive_score):
                 f"{tuple(W_k.shape)}, v {tuple(v.shape)}"
         if got is None or got.shape != want.shape:
             hint = f"{shape} should give scores of shape {(B, n)}, got {_describe(raw)}"
-        elif _same(got, ((query @ W_q).unsqueeze(-2) + keys @ W_k) @ v):
+        elif close(got, ((query @ W_q).unsqueeze(-2) + keys @ W_k) @ v):
             hint = "you left out the tanh: score = v . tanh(q W_q + k W_k)"
-        elif _same(got, (torch.tanh(query @ W_q) @ v).unsqueeze(-1) + torch.tanh(keys @ W_k) @ v):
+        elif close(got, (torch.tanh(query @ W_q) @ v).unsqueeze(-1) + torch.tanh(keys @ W_k) @ v):
             hint = "you applied tanh to the query and key parts separately; add q W_q + k W_k first, then tanh"
-        elif _same(got, torch.tanh((query @ W_q).unsqueeze(-2) + keys @ W_k).sum(-1)):
+        elif close(got, torch.tanh((query @ W_q).unsqueeze(-2) + keys @ W_k).sum(-1)):
             hint = "you summed over the hidden units instead of taking the dot product with v"
         else:
             hint = f"expected score[b, i] = v . tanh(query[b] @ W_q + keys[b, i] @ W_k) (rows: query @ W_q, " \
-                   f"W_q of shape (d_q, h)); with {shape}: {_where(got, want)}"
+                   f"W_q of shape (d_q, h)); with {shape}: {where_differs(got, want)}"
         break
     t.expect(ok, 2, "the values v . tanh(q W_q + k_i W_k), every dimension at two sizes, float32 and float64", hint)
 
@@ -438,7 +367,7 @@ def _check_sdpa(t, scaled_dot_product_attention):
 
     ok, hint = True, ""
     for (q, k, v), (out, w, want_out, want_w, raw, kept) in zip(cases, results):
-        if _same(w, want_w):
+        if close(w, want_w):
             if not kept:
                 ok, hint = False, _MUTATED
                 break
@@ -448,31 +377,31 @@ def _check_sdpa(t, scaled_dot_product_attention):
         d = q.shape[-1]
         if w is None or w.shape != want_w.shape:
             hint = f"weights should have shape {tuple(want_w.shape)}, got {_describe(raw)}"
-        elif _same(w, torch.softmax(scores, -1)):
+        elif close(w, torch.softmax(scores, -1)):
             hint = "you forgot the scale: divide q @ k^T by sqrt(d_k) before the softmax"
-        elif _same(w, torch.softmax(scores / d, -1)):
+        elif close(w, torch.softmax(scores / d, -1)):
             hint = "you divided by d_k; divide by its square root, sqrt(d_k)"
-        elif _same(w, torch.softmax(scores * math.sqrt(d), -1)):
+        elif close(w, torch.softmax(scores * math.sqrt(d), -1)):
             hint = "you multiplied by sqrt(d_k); divide by it"
         else:
             hint = f"weights should be softmax(q @ k^T / sqrt(d_k)) over the last dimension; q {tuple(q.shape)}, " \
-                   f"k {tuple(k.shape)} ({q.dtype}): {_where(w, want_w)}"
+                   f"k {tuple(k.shape)} ({q.dtype}): {where_differs(w, want_w)}"
         break
     t.expect(ok, 1, "weights = softmax(q k^T / sqrt(d_k)) (two sizes, float32 and float64)", hint)
 
     ok, hint = True, ""
     for (q, k, v), (out, w, want_out, want_w, raw, kept) in zip(cases, results):
-        if _same(out, want_out):
+        if close(out, want_out):
             continue
         ok = False
         if out is not None and w is not None and out.shape == want_out.shape and w.shape == want_w.shape and \
-                _same(out, w @ v.to(torch.float64)):
+                close(out, w @ v.to(torch.float64)):
             hint = "your output is your weights @ v, which is right; the weights are off: fix the failure above"
         elif out is None or out.shape != want_out.shape:
             hint = f"the output should have shape {tuple(want_out.shape)}, got " \
                    f"{_describe(raw[0] if isinstance(raw, (tuple, list)) else raw)}"
         else:
-            hint = f"the output is the weighted sum of the VALUES, weights @ v; {_where(out, want_out)}"
+            hint = f"the output is the weighted sum of the VALUES, weights @ v; {where_differs(out, want_out)}"
         break
     t.expect(ok, 1, "output = weights @ v, equal to torch's scaled_dot_product_attention (two sizes)", hint)
 
@@ -485,18 +414,18 @@ def _check_sdpa(t, scaled_dot_product_attention):
         mask[..., 1] = True
         mask[0, 1] = torch.arange(n) == 0          # a query that may attend to one key only
         out, w, want_out, want_w, raw, kept = _sdpa_call(t, fn, q, k, v, mask)
-        if _same(w, want_w) and _same(out, want_out) and kept:
+        if close(w, want_w) and close(out, want_out) and kept:
             continue
         ok = False
         if w is not None and w.shape == want_w.shape and bool((w[~mask].abs() > 1e-7).any()):
             idx = tuple(int(i) for i in (~mask & (w.abs() > 1e-7)).nonzero()[0])
             hint = f"keys whose mask is False must get weight exactly 0 (True = may attend, as in torch's attn_mask); " \
                    f"at index {idx} the mask is False but the weight is {float(w[idx]):.4g}"
-        elif not kept and _same(w, want_w):
+        elif not kept and close(w, want_w):
             hint = _MUTATED
         else:
             hint = f"with a boolean mask (True = keep), q {tuple(q.shape)}, k {tuple(k.shape)}: " + \
-                   (_where(w, want_w) if w is not None and w.shape == want_w.shape else f"got {_describe(raw)}") + \
+                   (where_differs(w, want_w) if w is not None and w.shape == want_w.shape else f"got {_describe(raw)}") + \
                    " (if an earlier part failed, fix it first)"
         break
     t.expect(ok, 1, "a boolean mask (True = keep) removes keys, as torch's attn_mask does (two sizes)", hint)
@@ -520,8 +449,8 @@ def _check_sdpa(t, scaled_dot_product_attention):
     elif not kept:
         hint = _MUTATED
     else:
-        hint = f"q (2, 3, 4, 8) with a (1, 1, 1, 7) mask: the shape is right but {_where(out, want_out)}"
-    t.expect(_same(out, want_out) and kept, 1, "extra leading dimensions (batch, heads, m, d) and a broadcast mask",
+        hint = f"q (2, 3, 4, 8) with a (1, 1, 1, 7) mask: the shape is right but {where_differs(out, want_out)}"
+    t.expect(close(out, want_out) and kept, 1, "extra leading dimensions (batch, heads, m, d) and a broadcast mask",
              hint)
 
     # large and mixed-scale rows: queries scaled so that rows of scores range from ~1 to the thousands
@@ -530,7 +459,7 @@ def _check_sdpa(t, scaled_dot_product_attention):
         q = torch.randn(B, m, 4, generator=g2) * torch.tensor([1.0, 1000.0, 0.01, 300.0, 5.0, 3000.0][:m]).view(1, m, 1)
         k, v = torch.randn(B, n, 4, generator=g2), torch.randn(B, n, 3, generator=g2)
         out, w, want_out, want_w, raw, kept = _sdpa_call(t, fn, q, k, v)
-        if _same(out, want_out, atol=1e-4) and kept:
+        if close(out, want_out, atol=1e-4) and kept:
             continue
         ok = False
         if out is not None and out.shape == want_out.shape and bool(torch.isnan(out).any()):
@@ -540,7 +469,7 @@ def _check_sdpa(t, scaled_dot_product_attention):
             hint = _MUTATED
         else:
             hint = f"queries scaled by up to 3000 (rows of very different scales), q {tuple(q.shape)}: " + \
-                   (_where(out, want_out, 1e-4) if out is not None and out.shape == want_out.shape else _describe(raw))
+                   (where_differs(out, want_out, 1e-4) if out is not None and out.shape == want_out.shape else _describe(raw))
         break
     t.expect(ok, 1, "large and mixed-scale scores (rows in the thousands beside rows near 0) stay finite and correct",
              hint)

@@ -9,63 +9,22 @@ Exercises 2 and 3 are graded on copies of the course's model whose finished ``st
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 
-import numpy as np
 import torch
 
 from ..core import register
-from ..tensor_checks import describe as _describe, is_tensor as _is_tensor, rounded as _rounded
+from ..tensor_checks import (as_count, as_number as _number, as_tensor as _as_tensor, close as _close, copies as _copies,
+                             describe as _describe, disabled, rounded as _rounded, where_differs as _where_differs)
 
 SET = "03_attention_seq2seq"
 
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-def _as_tensor(x):
-    """A CPU tensor from what a learner may return (tensor of any float/int dtype, NumPy array, nested
-    lists), or None if it is none of those."""
-    if isinstance(x, torch.Tensor):
-        return x.detach().cpu()
-    if isinstance(x, (np.ndarray, list, tuple)):
-        try:
-            return torch.as_tensor(np.asarray(x, dtype=np.float64))
-        except (TypeError, ValueError):
-            return None
-    return None
-
-
-def _close(got, want: torch.Tensor, atol: float = 1e-5) -> bool:
-    """Whether ``got`` (any container of numbers) has ``want``'s shape, is finite and is within atol of it."""
-    got = _as_tensor(got)
-    return (got is not None and tuple(got.shape) == tuple(want.shape) and bool(torch.isfinite(got.double()).all())
-            and torch.allclose(got.double(), want.double(), atol=atol, rtol=1e-4))
-
-
-def _where_differs(got, want: torch.Tensor, atol: float = 1e-5) -> str:
-    """'at index (1, 2) expected 0.25, got 0.5' for the first entry that differs (or why they cannot be compared)."""
-    got = _as_tensor(got)
-    if got is None:
-        return "your answer is not a tensor, array or list of numbers"
-    if tuple(got.shape) != tuple(want.shape):
-        return f"expected shape {tuple(want.shape)}, got {tuple(got.shape)}"
-    g, w = got.double(), want.double()
-    bad = ~torch.isclose(g, w, atol=atol, rtol=1e-4) | ~torch.isfinite(g)
-    if not bool(bad.any()):
-        return "the values agree"
-    idx = tuple(int(i) for i in bad.nonzero()[0])
-    return f"at index {idx} expected {float(w[idx]):.4g}, got {float(g[idx]):.4g}"
-
-
 def _pair(got):
     return isinstance(got, (tuple, list)) and len(got) == 2
-
-
-def _copies(*xs):
-    """Copies of the inputs for the learner (the references are computed on the originals first)."""
-    return tuple(x.clone() for x in xs)
 
 
 # ------------------------------------------------------------------------------- 03.1 additive attention
@@ -181,27 +140,20 @@ def _tiny_model(seed=0, scale=1.0, *, V_src=9, V=11, E=4, H=6, B=3, S=5, lengths
     return model, src, src_len
 
 
-def _unavailable(what, instead):
-    def method(*args, **kwargs):
-        raise RuntimeError(f"in this check the course's finished {what} is unavailable: {instead}")
-    return method
-
-
 def _without_step(decoder):
-    """A copy of ``decoder`` whose finished ``step`` raises (its pieces embed, attention, rnn, out work)."""
+    """A copy of ``decoder`` and a context in which its finished ``step`` raises (its pieces work)."""
     locked = copy.deepcopy(decoder)
-    locked.step = _unavailable("decoder.step", "build the step from decoder.embed, decoder.attention, decoder.rnn "
-                                               "and decoder.out")
-    return locked
+    return locked, disabled((locked, "step"), why="in this check the course's finished decoder.step is unavailable: "
+                            "build the step from decoder.embed, decoder.attention, decoder.rnn and decoder.out")
 
 
 def _without_greedy(model):
-    """A copy of ``model`` whose finished ``greedy_decode`` and ``forward`` raise (encode and decoder.step work)."""
+    """A copy of ``model`` and a context in which its ``greedy_decode`` and ``forward`` raise (encode and
+    decoder.step work)."""
     locked = copy.deepcopy(model)
-    instead = "write the loop yourself with model.encode and model.decoder.step"
-    locked.greedy_decode = _unavailable("model.greedy_decode", instead)
-    locked.forward = _unavailable("model forward (teacher forcing)", instead)
-    return locked
+    return locked, disabled((locked, "greedy_decode"), (locked, "forward"),
+                            why="in this check the course's finished greedy_decode and teacher-forced forward are "
+                                "unavailable: write the loop yourself with model.encode and model.decoder.step")
 
 
 # ------------------------------------------------------------------------------------ 03.2 decoder step
@@ -221,7 +173,9 @@ def check_decoder_step(t, decoder_step):
             token = torch.randint(1, V, (B,), generator=torch.Generator().manual_seed(11 + k))
             want = model.decoder.step(token, state, keys, mask)
             w_from_new = model.decoder.attention(want[1], keys, mask)[1]
-            got = t.call(decoder_step, _without_step(model.decoder), *_copies(token, state, keys, mask))
+            locked, off = _without_step(model.decoder)
+            with off:
+                got = t.call(decoder_step, locked, *_copies(token, state, keys, mask))
         shape_ok = isinstance(got, (tuple, list)) and len(got) == 3 and all(_as_tensor(x) is not None for x in got) \
             and [tuple(_as_tensor(x).shape) for x in got] == [(B, V), (B, H), (B, S)]
         if not shape_ok:
@@ -268,7 +222,9 @@ def check_greedy_decode(t, greedy_decode):
         B, S = src.shape
         with torch.no_grad():
             want_ids, want_w = model.greedy_decode(src, src_len, max_len, bos_id=bos, return_attention=True)
-            got = t.call(greedy_decode, _without_greedy(model), *_copies(src, src_len), max_len, bos_id=bos)
+            locked, off = _without_greedy(model)
+            with off:
+                got = t.call(greedy_decode, locked, *_copies(src, src_len), max_len, bos_id=bos)
         ok = _pair(got) and all(_as_tensor(x) is not None for x in got) \
             and tuple(_as_tensor(got[0]).shape) == (B, max_len) and tuple(_as_tensor(got[1]).shape) == (B, max_len, S)
         if not ok:
@@ -306,15 +262,6 @@ def _ref_alignment(weights, true, tgt_len):
     hits = (weights.argmax(-1) == true)[counted].double()
     mass = weights.gather(-1, true.unsqueeze(-1)).squeeze(-1)[counted].double()
     return hits.mean().item(), mass.mean().item()
-
-
-def _number(x):
-    """A float from a Python number, a NumPy scalar or a one-element tensor/array; None otherwise."""
-    try:
-        value = _as_tensor(x) if isinstance(x, (torch.Tensor, np.ndarray)) else None
-        return float(value.reshape(-1)[0]) if value is not None and value.numel() == 1 else float(x)
-    except (TypeError, ValueError):
-        return None
 
 
 @register("03.alignment_scores", title="alignment accuracy and attention mass on the true source word",
@@ -376,25 +323,13 @@ def _extra_parameters(E, H, V):
     return count(AttentionSeq2Seq(V, V, E, H)) - count(BottleneckSeq2Seq(V, V, E, H))
 
 
-@contextlib.contextmanager
 def _models_hidden():
     """While the learner's prediction runs, building the course's two models raises."""
     from ...models import attention_seq2seq, seq2seq
 
-    classes = (attention_seq2seq.AttentionSeq2Seq, seq2seq.BottleneckSeq2Seq)
-    saved = [c.__init__ for c in classes]
-
-    def refuse(self, *args, **kwargs):
-        raise RuntimeError("this exercise asks for a prediction from the equations: the check does not let it "
-                           "build the course's models and count their parameters")
-
-    try:
-        for c in classes:
-            c.__init__ = refuse
-        yield
-    finally:
-        for c, init in zip(classes, saved):
-            c.__init__ = init
+    return disabled((attention_seq2seq.AttentionSeq2Seq, "__init__"), (seq2seq.BottleneckSeq2Seq, "__init__"),
+                    why="this exercise asks for a prediction from the equations: the check does not let it build the "
+                        "course's models and count their parameters")
 
 
 @register("03.extra_parameters", title="predict: how many parameters attention adds", exercise_set=SET, points=4)
@@ -403,8 +338,8 @@ def check_extra_parameters(t, extra_parameters):
     with _models_hidden():
         gots = {sizes: t.call(extra_parameters, *sizes) for sizes in _PARAM_SIZES}
         other_E = t.call(extra_parameters, 50, 64, 13)
-    numbers = {s: _number(g) for s, g in gots.items()}
-    t.require(all(n is not None and float(n).is_integer() for n in numbers.values()), 1,
+    numbers = {s: as_count(g) for s, g in gots.items()}
+    t.require(all(n is not None for n in numbers.values()), 1,
               "returns a whole number of parameters",
               f"extra_parameters(32, 64, 13) returned {gots[_PARAM_SIZES[0]]!r}; return an int")
     E, H, V = _PARAM_SIZES[0]

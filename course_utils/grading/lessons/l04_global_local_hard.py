@@ -13,45 +13,10 @@ import numpy as np
 import torch
 
 from ..core import register
-from ..tensor_checks import close, describe, is_tensor, rounded
+from ..tensor_checks import (all_finite, as_tensor as _as_tensor, close, describe, is_tensor, rounded,
+                             where_differs as _where)
 
 SET = "04_global_local_hard"
-
-
-# --------------------------------------------------------------------------- answers in any reasonable form
-
-
-def _as_tensor(x, dtype=torch.float64):
-    """The learner's answer as a CPU tensor of ``dtype`` (tensors of any float dtype, NumPy arrays and
-    nested lists are all accepted), or None when it cannot be read as numbers."""
-    try:
-        if isinstance(x, torch.Tensor):
-            return x.detach().cpu().to(dtype)
-        return torch.as_tensor(np.asarray(x, dtype=np.float64)).to(dtype)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-
-
-def _same(got, want: torch.Tensor, atol: float = 1e-5) -> bool:
-    """Whether ``got`` (tensor, array or list; any float dtype) has ``want``'s shape and values."""
-    g = _as_tensor(got)
-    return (g is not None and tuple(g.shape) == tuple(want.shape) and bool(torch.isfinite(g).all())
-            and torch.allclose(g, want.detach().cpu().double(), atol=atol, rtol=1e-4))
-
-
-def _where(got, want: torch.Tensor, atol: float = 1e-5) -> str:
-    """Where ``got`` first differs from ``want``: the index with both values (or the shape mismatch)."""
-    g = _as_tensor(got)
-    if g is None:
-        return f"expected numbers of shape {tuple(want.shape)}, got {describe(got)}"
-    if tuple(g.shape) != tuple(want.shape):
-        return f"expected shape {tuple(want.shape)}, got shape {tuple(g.shape)}"
-    w = want.detach().cpu().double()
-    bad = ~torch.isclose(g, w, atol=atol, rtol=1e-4) | ~torch.isfinite(g)
-    if not bad.any():
-        return "the values match"
-    index = tuple(int(i) for i in bad.nonzero()[0])
-    return f"first difference at index {index}: expected {w[index].item():.5g}, got {g[index].item():.5g}"
 
 
 def _shape_ok(got, shape) -> bool:
@@ -117,7 +82,7 @@ def check_luong_scores(t, luong_scores):
     for h, keys, *_ in cases:
         want = _ref_scores(h, keys, "dot")
         got = ask(h, keys, "dot")
-        if not _same(got, want):
+        if not close(got, want):
             failures.append(f"with h {tuple(h.shape)} and keys {tuple(keys.shape)}: {_where(got, want)}")
     t.expect(not failures, 1, "dot: h_t . hbar_s",
              f"score[b, s] = sum_h h[b, h] * keys[b, s, h]; {failures[0] if failures else ''}")
@@ -126,9 +91,9 @@ def check_luong_scores(t, luong_scores):
     for h, keys, W_gen, _, _ in cases:
         want = _ref_scores(h, keys, "general", W_gen)
         got = ask(h, keys, "general", W_a=W_gen)
-        if _same(got, want):
+        if close(got, want):
             continue
-        if _same(got, _ref_scores(h, keys, "general", W_gen.T)):
+        if close(got, _ref_scores(h, keys, "general", W_gen.T)):
             hint = "you used W_a transposed: the general score is h^T W_a hbar_s, i.e. (h @ W_a) . hbar_s"
         else:
             hint = f"general is (h @ W_a) . hbar_s; with h {tuple(h.shape)} and keys {tuple(keys.shape)}: {_where(got, want)}"
@@ -139,12 +104,12 @@ def check_luong_scores(t, luong_scores):
     for h, keys, _, W_cat, v_a in cases:
         want = _ref_scores(h, keys, "concat", W_cat, v_a)
         got = ask(h, keys, "concat", W_a=W_cat, v_a=v_a)
-        if _same(got, want):
+        if close(got, want):
             continue
         hq = h.unsqueeze(1).expand_as(keys)
-        if _same(got, torch.tanh(torch.cat([keys, hq], dim=-1) @ W_cat) @ v_a):
+        if close(got, torch.tanh(torch.cat([keys, hq], dim=-1) @ W_cat) @ v_a):
             hint = "you concatenated [hbar_s; h_t]; Luong's order is [h_t; hbar_s] (the decoder state first)"
-        elif _same(got, (torch.cat([hq, keys], -1) @ W_cat) @ v_a):
+        elif close(got, (torch.cat([hq, keys], -1) @ W_cat) @ v_a):
             hint = "the tanh is missing: v_a . tanh([h_t; hbar_s] @ W_a)"
         else:
             hint = f"concat is v_a . tanh([h_t; hbar_s] @ W_a) with W_a of shape (2H, A); with h {tuple(h.shape)}, " \
@@ -159,8 +124,7 @@ def check_local_m_mask(t, local_m_mask):
     src_len = torch.tensor([7, 3])
     got = t.call(local_m_mask, T, src_len, S, D)
     t.require(is_tensor(got, (2, T, S)) and got.dtype == torch.bool, 1, "returns a bool mask of shape (B, T, S)",
-              f"T=6, two sentences, S=7 should give a (2, 6, 7) bool tensor, got {describe(got)}"
-              + (f" of dtype {got.dtype}" if isinstance(got, torch.Tensor) else ""))
+              f"T=6, two sentences, S=7 should give a (2, 6, 7) bool tensor, got {describe(got)}")
     want = _ref_local_m(T, src_len, S, D)
     row0 = got[0].int().tolist()
     if torch.equal(got[0], _ref_local_m(T, src_len, S, D - 1)[0]) or torch.equal(got[0], _ref_local_m(T, src_len, S, D + 1)[0]):
@@ -229,14 +193,14 @@ def check_local_p_attention(t, local_p_attention):
 
     def p_test(case, p, want):
         want_p, src_len, keys = want[2], case[2], case[1]
-        if _same(p, want_p):
+        if close(p, want_p):
             return ""
-        if _same(p, want_p / src_len):
+        if close(p, want_p / src_len):
             return "p_t must be scaled by the sentence's length: p_t = S_b * sigmoid(v_p . tanh(h_t W_p))"
-        if _same(p, keys.shape[1] * want_p / src_len):
+        if close(p, keys.shape[1] * want_p / src_len):
             return "use each sentence's own length src_len[b], not the padded length S"
         h, _, _, W_p, v_p, _, _ = case
-        if _same(p, src_len * torch.sigmoid(torch.tanh(h @ W_p.T) @ v_p)):
+        if close(p, src_len * torch.sigmoid(torch.tanh(h @ W_p.T) @ v_p)):
             return "you used W_p transposed: W_p has shape (in, out) and h_t W_p is h @ W_p"
         return f"p_t = S_b * sigmoid(v_p . tanh(h_t W_p)) (h_t W_p is h @ W_p); {_where(p, want_p)}"
     hint = first_failure(lambda got: got[2], p_test)
@@ -265,14 +229,14 @@ def check_local_p_attention(t, local_p_attention):
 
     def weights_test(case, weights, want):
         want_w = want[1]
-        if _same(weights, want_w):
+        if close(weights, want_w):
             return ""
-        if _as_tensor(weights) is None or not bool(torch.isfinite(_as_tensor(weights)).all()):
+        if not all_finite(weights):
             return "some weights are not finite: with large scores exp overflows; subtract the row's maximum " \
                    "(masked_softmax does) before exponentiating"
-        if _same(weights, _ref_local_p(*case, gaussian=False)[1]):
+        if close(weights, _ref_local_p(*case, gaussian=False)[1]):
             return "the weights sum to one: multiply the window's softmax by the Gaussian exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D / 2"
-        if _same(weights, _ref_local_p(*case, softmax_first=False)[1]):
+        if close(weights, _ref_local_p(*case, softmax_first=False)[1]):
             return "you folded the Gaussian into the scores before the softmax; local-p multiplies the softmax's weights by it"
         return f"weights = softmax over the window of (h @ W_a) . hbar_s, times exp(-(s - p_t)^2 / (2 (D/2)^2)); " \
                f"with B, S = {tuple(case[1].shape[:2])}: {_where(weights, want_w)}"
@@ -283,7 +247,7 @@ def check_local_p_attention(t, local_p_attention):
 
     def context_test(case, context, want):
         scale = float(case[1].abs().max())
-        return "" if _same(context, want[0], atol=1e-4 * scale) else \
+        return "" if close(context, want[0], atol=1e-4 * scale) else \
             f"context[b] = weights[b] @ keys[b]; with B, S = {tuple(case[1].shape[:2])}: {_where(context, want[0], 1e-4 * scale)}"
     hint = "fix the weights first" if not w_ok else first_failure(lambda got: got[0], context_test)
     t.expect(w_ok and not hint, 1, "the context is sum_s a_t(s) hbar_s", hint)

@@ -8,13 +8,10 @@ import math
 import torch
 
 from ..core import register
-from ..tensor_checks import close as _close, is_tensor as _is_tensor, rounded as _rounded
+from ..tensor_checks import (as_count as _as_int, close as _close, describe as _describe, is_tensor as _is_tensor,
+                             rounded as _rounded)
 
 SET = "05_self_attention"
-
-
-def _describe(x) -> str:
-    return f"shape {tuple(x.shape)}, dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
 def _bools(x) -> list:
@@ -219,21 +216,6 @@ def check_causal_self_attention(t, causal_self_attention):
 def _allowed_pairs(lengths, n) -> int:
     """Query i of a sentence of length L (padded to n) may see keys j <= i with j < L: min(i + 1, L) keys."""
     return sum(min(i + 1, L) for L in lengths for i in range(n))
-
-
-def _as_int(x):
-    """A count given as an int, a float with an integer value, a 0-d tensor or NumPy scalar; else None."""
-    try:
-        if isinstance(x, torch.Tensor):
-            if x.numel() != 1:
-                return None
-            x = x.item()
-        if isinstance(x, bool):
-            return None
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return int(round(value)) if abs(value - round(value)) < 1e-6 else None
 
 
 @register("05.allowed_pairs", title="predict, then count the pairs that padding and causal masks allow",

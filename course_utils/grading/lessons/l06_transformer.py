@@ -8,13 +8,10 @@ import math
 import torch
 
 from ..core import register
-from ..tensor_checks import close as _close, describe as _describe, is_tensor as _is_tensor
+from ..tensor_checks import (as_count as _as_count, close as _close, describe as _describe, disabled,
+                             is_tensor as _is_tensor, rounded as _rounded)
 
 SET = "06_transformer"
-
-
-def _rounded(x, nd=3):
-    return [round(float(v), nd) for v in x.flatten()[:6]]
 
 
 # --------------------------------------------------------------------------- exercise 1
@@ -239,38 +236,13 @@ def check_decoder_block(t, decoder_block):
 # --------------------------------------------------------------------------- exercise 5: predict the cost of heads
 
 
-class _Hidden:
+def _hidden():
     """While active, constructing the finished multi-head attention modules raises: the numbers must be reasoned out."""
+    from ...models.multihead_attention import MultiHeadAttention
 
-    def __enter__(self):
-        from ...models.multihead_attention import MultiHeadAttention
-
-        self.saved = [(cls, cls.__init__) for cls in (MultiHeadAttention, torch.nn.MultiheadAttention)]
-
-        def hidden(*args, **kwargs):
-            raise RuntimeError("this check hides the finished multi-head attention modules: work the number out "
-                               "from the shapes of the weight matrices")
-
-        for cls, _ in self.saved:
-            cls.__init__ = hidden
-        return self
-
-    def __exit__(self, *exc):
-        for cls, init in self.saved:
-            cls.__init__ = init
-        return False
-
-
-def _as_count(x):
-    try:
-        if isinstance(x, torch.Tensor):
-            x = x.item() if x.numel() == 1 else None
-        if x is None or isinstance(x, bool):
-            return None
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return int(round(value)) if abs(value - round(value)) < 1e-6 else None
+    return disabled((MultiHeadAttention, "__init__"), (torch.nn.MultiheadAttention, "__init__"),
+                    why="this check hides the finished multi-head attention modules: work the number out from the "
+                        "shapes of the weight matrices")
 
 
 @register("06.predict_heads", title="predict what more heads cost: parameters and attention weights",
@@ -278,7 +250,7 @@ def _as_count(x):
 def check_predict_heads(t, predicted_parameters, predicted_weight_entries):
     sizes = [(64, 1), (64, 4), (64, 16), (12, 3), (30, 5)]
     first_bad = None
-    with _Hidden():
+    with _hidden():
         answers = {(d, h): _as_count(t.call(predicted_parameters, d, h)) for d, h in sizes}
     for (d, h), got in answers.items():
         if got != 4 * d * d + 4 * d:
@@ -302,7 +274,7 @@ def check_predict_heads(t, predicted_parameters, predicted_weight_entries):
 
     shapes = [(8, 1, 20, 20), (8, 4, 20, 20), (8, 16, 20, 20), (2, 3, 5, 7), (3, 2, 4, 9)]
     hint = ""
-    with _Hidden():
+    with _hidden():
         for B, h, m, n in shapes:
             got = _as_count(t.call(predicted_weight_entries, B, h, m, n))
             if got != B * h * m * n:
