@@ -35,8 +35,9 @@ test-unit: $(STAMP)
 test-browser: $(STAMP)
 	$(PY) -m pytest tests/browser
 
+# Stored outputs are made with one CPU thread (render); the comparison runs with the same.
 test-notebooks: $(STAMP)
-	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE) notebooks
+	COURSE_THREADS=1 $(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with $(NBVAL_SANITIZE) notebooks
 
 test-exercises: $(STAMP)
 	$(PY) -m pytest --nbval-lax --nbval-current-env solutions exercises

@@ -13,6 +13,6 @@ The package is split by concept, so a reader can find each piece by its folder:
 
 from .runtime import get_device, seed_everything, pick_config, describe_device, choose_cpu_threads
 
-choose_cpu_threads()  # one thread unless COURSE_THREADS / OMP_NUM_THREADS says otherwise (see runtime)
+choose_cpu_threads()  # one thread per idle core unless COURSE_THREADS / OMP_NUM_THREADS says otherwise (see runtime)
 
 __all__ = ["get_device", "seed_everything", "pick_config", "describe_device", "choose_cpu_threads"]

@@ -10,19 +10,21 @@ so one notebook runs in minutes on a laptop CPU and trains a bigger model on a G
 Set the environment variable ``COURSE_DEVICE`` (``cpu``, ``cuda`` or ``mps``) to override the
 automatic choice; the renderer uses ``COURSE_DEVICE=cpu`` so stored outputs are CPU outputs.
 
-Importing the package also chooses how many CPU threads torch uses (``choose_cpu_threads``): one,
-unless you said otherwise. The course's models are small; on a quiet 2-core machine a second thread
-gains about 10%, but beside one other busy process two threads wait on each other and a training
-step becomes about ten times slower. One thread keeps a lesson's time steady on a busy laptop and
-when the grader runs several notebooks side by side. Your own choice wins: set ``OMP_NUM_THREADS``
-(or ``COURSE_THREADS``) before starting Jupyter, or call ``torch.set_num_threads(n)`` after the
-import.
+Importing the package also chooses how many CPU threads torch uses (``choose_cpu_threads``), from
+the cores that are idle at that moment. The course's models are small. On a quiet 2-core machine a
+second thread makes a lesson 15-35% faster, but beside one other busy process two threads wait on
+each other at every operation and a training step becomes several times slower, while one thread
+runs at its quiet speed. So the course takes one thread per idle core (at most four, and at most
+torch's own default), measured over 0.2 s: two on a quiet 2-core laptop, one beside a busy process.
+The grader gives each notebook one thread. Your own choice wins: set ``COURSE_THREADS`` (or
+``OMP_NUM_THREADS``) before starting Jupyter, or call ``torch.set_num_threads(n)`` after the import.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -30,14 +32,47 @@ import torch
 
 _KNOWN_DEVICES = ("cpu", "cuda", "mps")
 _THREAD_VARIABLES = ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice (physical cores), before the course's
+MAX_AUTO_THREADS = 4
 
 
-def choose_cpu_threads(default: int = 1) -> int:
+def idle_cores(interval: float = 0.2) -> float | None:
+    """How many CPU cores were idle over the next ``interval`` seconds, from Linux's /proc/stat;
+    None where that cannot be read (macOS, Windows)."""
+
+    def sample() -> tuple[int, int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            lines = fh.read().splitlines()
+        values = [int(v) for v in lines[0].split()[1:9]]   # user nice system idle iowait irq softirq steal
+        cores = sum(1 for line in lines[1:] if line.startswith("cpu"))
+        return values[3] + values[4], sum(values), cores
+
+    try:
+        idle0, total0, cores = sample()
+        time.sleep(interval)
+        idle1, total1, _ = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    if total1 <= total0 or cores < 1:
+        return None
+    return (idle1 - idle0) / (total1 - total0) * cores
+
+
+def automatic_threads(idle: float | None, default: int = _TORCH_DEFAULT_THREADS) -> int:
+    """One thread per idle core (a core counts when it is at least 80% idle), at least one, at most
+    ``MAX_AUTO_THREADS`` and torch's ``default``; one when the idle cores are unknown."""
+    if idle is None:
+        return 1
+    return max(1, min(int(idle + 0.2), MAX_AUTO_THREADS, default))
+
+
+def choose_cpu_threads(default: int | None = None) -> int:
     """Set torch's intra-op CPU thread count and return it.
 
     ``COURSE_THREADS``, then ``OMP_NUM_THREADS``, then ``MKL_NUM_THREADS`` win when set to a
-    positive integer; otherwise ``default`` (one thread, see the module's docstring). A variable
-    set to something else raises a ``ValueError`` that names it.
+    positive integer; otherwise ``default`` if given, else one thread per idle core
+    (``automatic_threads(idle_cores())``, see the module's docstring). A variable set to something
+    else raises a ``ValueError`` that names it.
     """
     for name in _THREAD_VARIABLES:
         raw = os.environ.get(name, "").strip()
@@ -50,6 +85,8 @@ def choose_cpu_threads(default: int = 1) -> int:
                 raise ValueError(f"{name} must be a positive integer (a number of CPU threads), got {raw!r}")
             break
     else:
+        if default is None:
+            default = automatic_threads(idle_cores())
         if not isinstance(default, int) or isinstance(default, bool) or default < 1:
             raise ValueError(f"default must be a positive int, got {default!r}")
         threads = default

@@ -56,11 +56,29 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-def test_importing_the_course_leaves_one_thread_unless_told(restore_threads, monkeypatch):
+def test_without_a_setting_the_course_takes_one_thread_per_idle_core(restore_threads, monkeypatch):
+    from course_utils import runtime
     for name in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
-    torch.set_num_threads(2)
+    monkeypatch.setattr(runtime, "idle_cores", lambda interval=0.2: 0.95)   # one busy process on 2 cores
     assert choose_cpu_threads() == 1 and torch.get_num_threads() == 1
+    monkeypatch.setattr(runtime, "idle_cores", lambda interval=0.2: 1.9)    # a quiet 2-core machine
+    assert choose_cpu_threads() == min(2, runtime._TORCH_DEFAULT_THREADS) == torch.get_num_threads()
+
+
+@pytest.mark.parametrize("idle, default, expected", [(None, 8, 1), (0.1, 8, 1), (0.95, 8, 1), (1.85, 8, 2),
+                                                     (1.5, 8, 1), (15.9, 16, 4), (7.9, 2, 2), (3.0, 1, 1)])
+def test_automatic_threads(idle, default, expected):
+    from course_utils.runtime import automatic_threads
+    assert automatic_threads(idle, default) == expected
+
+
+def test_idle_cores_reads_a_plausible_number():
+    from course_utils.runtime import idle_cores
+    idle = idle_cores(0.05)
+    if idle is None:
+        pytest.skip("no /proc/stat on this system")
+    assert 0.0 <= idle <= len(open("/proc/stat").read().split("\ncpu")) - 1 + 1e-9
 
 
 @pytest.mark.parametrize("name", ["COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"])

@@ -136,22 +136,39 @@ def snapshot_widgets(nb) -> int:
     return replaced
 
 
-def render_notebook(path: Path, *, write: bool = True, timeout: int = 600, device: str = "cpu") -> float:
-    """Execute a notebook top to bottom in its own folder; store its outputs; return seconds taken."""
+STORED_THREADS = "1"  # stored outputs are made, and compared by nbval, with one CPU thread
+
+
+def render_notebook(path: Path, *, write: bool = True, timeout: int = 600, device: str = "cpu",
+                    threads: str = STORED_THREADS) -> float:
+    """Execute a notebook top to bottom in its own folder; store its outputs; return seconds taken.
+
+    The kernel runs with ``COURSE_DEVICE=device`` and ``COURSE_THREADS=threads``: a different thread
+    count can change a float sum's rounding and so a training run's numbers, and nbval compares them.
+    ``threads="auto"`` leaves the choice to the course (one thread per idle core), as a learner gets it.
+    """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    previous = os.environ.get("COURSE_DEVICE")
-    os.environ["COURSE_DEVICE"] = device  # the kernel inherits this environment
+    auto = str(threads) == "auto"
+    settings = {"COURSE_DEVICE": device, "COURSE_THREADS": None if auto else str(threads),
+                "OMP_NUM_THREADS": None if auto else os.environ.get("OMP_NUM_THREADS")}
+    previous = {name: os.environ.get(name) for name in settings}
+    for name, value in settings.items():  # the kernel inherits this environment
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         start = time.perf_counter()
         NotebookClient(nb, timeout=timeout, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent.resolve())}}).execute()
         seconds = time.perf_counter() - start
     finally:
-        if previous is None:
-            os.environ.pop("COURSE_DEVICE", None)
-        else:
-            os.environ["COURSE_DEVICE"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if write:
         drop_progress_bars(nb)
         snapshot_widgets(nb)
@@ -169,11 +186,12 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def bench_table(times: dict[Path, float], load_before: float | None) -> str:
+def bench_table(times: dict[Path, float], load_before: float | None, threads: str = STORED_THREADS) -> str:
     """A markdown table of notebook run times, with what they were measured on."""
     import torch
 
-    threads = os.environ.get("COURSE_THREADS") or os.environ.get("OMP_NUM_THREADS") or "1 (the course's default)"
+    threads = ("the course's automatic choice (one per idle core)" if threads == "auto"
+               else f"{threads} (COURSE_THREADS={threads}{', as stored outputs are made' if threads == STORED_THREADS else ''})")
     lines = [
         "# Notebook run times",
         "",
@@ -198,6 +216,9 @@ def main(argv=None) -> int:
     parser.add_argument("paths", nargs="*", type=Path, help="notebooks (default: every notebook in notebooks/)")
     parser.add_argument("--no-write", action="store_true", help="run and time only, keep the files as they are")
     parser.add_argument("--device", default="cpu", help="device for the run (default cpu, as stored outputs are)")
+    parser.add_argument("--threads", default=STORED_THREADS,
+                        help="CPU threads for the kernel (default 1, as stored outputs are made; 'auto': the course's "
+                             "own choice, one per idle core)")
     parser.add_argument("--bench", type=Path, metavar="REPORT.md",
                         help="time every notebook of notebooks/, solutions/ and exercises/ (or the paths given) "
                              "without storing outputs, and write a markdown table to REPORT.md")
@@ -214,11 +235,12 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     times: dict[Path, float] = {}
     for path in paths:
-        times[Path(path)] = seconds = render_notebook(path, write=not args.no_write, device=args.device)
+        times[Path(path)] = seconds = render_notebook(path, write=not args.no_write, device=args.device,
+                                                      threads=args.threads)
         print(f"{seconds:7.1f} s  {path}", flush=True)
     print(f"{sum(times.values()):7.1f} s  total")
     if args.bench:
-        args.bench.write_text(bench_table(times, load_before), encoding="utf-8")
+        args.bench.write_text(bench_table(times, load_before, str(args.threads)), encoding="utf-8")
         print(f"wrote {args.bench}")
     return 0
 
