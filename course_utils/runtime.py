@@ -22,6 +22,7 @@ The grader gives each notebook one thread. Your own choice wins: set ``COURSE_TH
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import time
@@ -98,6 +99,18 @@ def choose_cpu_threads(default: int | None = None) -> int:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run the block on one CPU thread, then restore the count: for timing cells, whose ratios a second
+    thread beside a busy process would distort."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def get_device(prefer: str | None = None) -> torch.device:
