@@ -57,9 +57,8 @@ class GraphData:
 
 
 def _adjacency(edge_index: torch.Tensor, n: int) -> torch.Tensor:
-    adj = torch.zeros(n, n, dtype=torch.bool)
-    adj[edge_index[1], edge_index[0]] = True
-    return adj
+    from ..models.graph_attention import edge_index_to_adjacency  # the one conversion, with its checks
+    return edge_index_to_adjacency(edge_index, int(n))
 
 
 def karate_club() -> GraphData:

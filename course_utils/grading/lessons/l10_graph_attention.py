@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import types
 
-import numpy as np
 import torch
 
 from ..core import register
+from ..tensor_checks import (as_tensor as _as_array, close as _close, copies as _copies, describe as _describe,
+                             where_differs as _first_diff)
 
 SET = "10_graph_attention"
 _FINISHED = ("course_utils.models.graph_attention", "torch_geometric")
@@ -22,40 +23,6 @@ _FINISHED_NAMES = {"GATLayer", "GATv2Layer", "GAT", "to_pyg", "GATConv", "GATv2C
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _as_array(x):
-    """A float64 tensor from a tensor, NumPy array or nested list of numbers; None if it is none of those."""
-    try:
-        if isinstance(x, torch.Tensor):
-            return None if x.dtype.is_complex else x.detach().cpu().to(torch.float64)
-        if isinstance(x, (np.ndarray, list, tuple)):
-            return torch.as_tensor(np.asarray(x, dtype=np.float64))
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    return None
-
-
-def _describe(x) -> str:
-    if isinstance(x, (torch.Tensor, np.ndarray)):
-        return f"shape {tuple(x.shape)}, dtype {x.dtype}"
-    return type(x).__name__
-
-
-def _close(got, want: torch.Tensor, atol=1e-5, rtol=1e-4) -> bool:
-    return (got is not None and tuple(got.shape) == tuple(want.shape) and bool(torch.isfinite(got).all())
-            and torch.allclose(got, want, atol=atol, rtol=rtol))
-
-
-def _first_diff(got: torch.Tensor, want: torch.Tensor, atol=1e-5, rtol=1e-4) -> str:
-    """'at [i, j]: expected 0.1234, got 0.5678' for the first entry that differs."""
-    if got is None or tuple(got.shape) != tuple(want.shape):
-        return f"expected shape {tuple(want.shape)}, got {'nothing usable' if got is None else tuple(got.shape)}"
-    bad = ~torch.isclose(got, want, atol=atol, rtol=rtol) | ~torch.isfinite(got)
-    if not bool(bad.any()):
-        return ""
-    idx = tuple(int(v) for v in bad.nonzero()[0])
-    return f"first difference at {list(idx)}: expected {float(want[idx]):.4f}, got {float(got[idx]):.4f}"
 
 
 def _code_names(code: types.CodeType) -> set[str]:
@@ -142,10 +109,6 @@ def _features(n, f, g, scale=1.0, mixed=False):
     if mixed:                                                # node feature norms from 0.01 to 1000
         h = h * torch.logspace(-2, 3, n)[torch.randperm(n, generator=g)][:, None]
     return h
-
-
-def _copies(*tensors):
-    return tuple(t.clone() for t in tensors)
 
 
 def _not_finished(t, fn, what):
