@@ -216,11 +216,11 @@ def test_extra_parameters_check():
     points, top, text = _result("03.extra_parameters", right)
     assert points == top, text
     points, _, text = _result("03.extra_parameters", lambda E, H, V: 5 * H * H + 2 * H)
-    assert points == 1 and "output layer" in text, text   # 1: a whole number
+    assert points == 2 and "output layer" in text, text   # a whole number that is a formula of the sizes
     points, _, text = _result("03.extra_parameters", lambda E, H, V: right(E, H, V) + 3 * E * H - 3 * 32 * 64)
     assert points == 3, text   # right at the lesson's sizes only
     points, _, text = _result("03.extra_parameters", lambda E, H, V: right(E, H, V) + E * H)
-    assert points == 1 and "changes with E" in text, text
+    assert points == 2 and "changes with E" in text, text
 
     def measured(E, H, V):   # counting the course's models is not a prediction
         from course_utils.models import BottleneckSeq2Seq

@@ -26,7 +26,7 @@ SETS = sorted(p.stem for p in folder("solutions").glob("*.ipynb"))
 def _grade(source, out) -> tuple[dict[str, dict], object]:
     """Run the grader over a course folder; return the gradebook rows by submission, and the out folder."""
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main([str(source), "--out", str(out), "--jobs", "2"]) == 0
+        assert main([str(source), *(a for s in SETS for a in ("--set", s)), "--out", str(out), "--jobs", "2"]) == 0
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
         return {row["submission"]: row for row in csv.DictReader(fh)}, out
 

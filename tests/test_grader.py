@@ -11,7 +11,6 @@ import contextlib
 import copy
 import csv
 import io
-import json
 import os
 import time
 from pathlib import Path
@@ -20,8 +19,8 @@ import nbformat
 import pytest
 
 from course_utils.grading import checks_for, run_check
-from course_utils.grading.grader import (Grade, _check_id, _environment, _result_from_json, feedback_name,
-                                        gradebook_columns, main)
+from course_utils.grading import core
+from course_utils.grading.grader import Grade, _check_id, _environment, feedback_name, gradebook_columns, main
 from course_utils.notebook_tools.exercises import BEGIN
 from course_utils.notebook_tools.paths import folder
 
@@ -130,7 +129,7 @@ def graded(tmp_path_factory):
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        code = main([str(root), "--out", str(out), "--timeout", "60", "--cell-timeout", str(CELL_TIMEOUT), "--jobs", "2"])
+        code = main([str(root), "--set", SET, "--out", str(out), "--timeout", "60", "--cell-timeout", str(CELL_TIMEOUT), "--jobs", "2"])
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         columns, rows = reader.fieldnames, {row["submission"]: row for row in reader}
@@ -198,7 +197,7 @@ def test_tampered_check_cell_runs_the_real_check(graded):
 
 @pytest.mark.parametrize("name, why", [("broken.ipynb", "invalid JSON"),
                                        ("no_set.ipynb", "names no exercise set"),
-                                       ("unknown_set.ipynb", "unknown exercise set '99_nonexistent'")])
+                                       ("unknown_set.ipynb", "exercise set '99_nonexistent', but this grading run is for 00_orientation")])
 def test_ungradable_files_get_an_error_row(graded, name, why):
     row = graded["rows"][name]
     assert row["status"].startswith("error: ") and why in row["status"]
@@ -221,42 +220,48 @@ def test_feedback_files_and_summary(graded):
         assert f"submission:   {submission}" in feedback(graded, submission)
 
 
-def test_results_round_trip():
-    """The grader rebuilds each result from the JSON line core.check writes, feedback included."""
+def test_records_round_trip():
+    """The grader replays the notebook's record of a check and computes the same points and feedback."""
     def normalise(scores):  # right weights, but no ValueError for bad input: partial credit
         return [s / sum(scores) for s in scores]
 
-    result = run_check("00.normalise", normalise)
-    rebuilt = _result_from_json(json.loads(json.dumps(result.to_json())))
-    assert 0 < rebuilt.points < rebuilt.max_points
-    assert rebuilt.points == result.points and rebuilt.feedback() == result.feedback()
+    result, record = core.record_check("00.normalise", normalise)
+    replayed = core.replay_check(core.load_record(record))
+    assert 0 < replayed.points < replayed.max_points
+    assert replayed.points == result.points and replayed.feedback() == result.feedback()
 
 
 def test_a_result_the_check_cannot_use_is_feedback_not_a_traceback():
     """normalise returning None (a forgotten `return`) scores 0 with feedback instead of raising."""
-    result = run_check("00.normalise", lambda scores: None)
+    result, record = core.record_check("00.normalise", lambda scores: None)
     assert result.status == "bad_result" and result.points == 0
     assert "could not be checked: TypeError" in result.feedback()
-    assert _result_from_json(json.loads(json.dumps(result.to_json()))).feedback() == result.feedback()
+    assert core.replay_check(core.load_record(record)).feedback() == result.feedback()
 
 
-def _alive(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/status")
-    if status.exists():  # Linux: a zombie counts as dead
-        return "\tZ" not in status.read_text()
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _processes_with(marker: str) -> list[int]:
+    """Pids of live processes whose command line holds ``marker`` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes() \
+                    and "\tZ" not in (entry / "status").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc to find left-over processes")
 def test_timeout_kills_the_kernel_and_a_dead_kernel_is_an_error(tmp_path):
-    """A cell that ignores interrupts hits the overall time limit; its kernel is killed with it."""
-    pid_file = tmp_path / "kernel.pid"
+    """A cell that ignores interrupts hits the overall time limit; its kernel, and a process it started and
+    detached, are killed with it."""
+    marker = f"course-grader-test-{os.getpid()}-{time.monotonic_ns()}"
     stubborn = _solution()
-    stubborn.cells.insert(0, _code(f"import os, signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # deaf to interrupts\n"
-                                   f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    time.sleep(1)"))
+    stubborn.cells.insert(0, _code(
+        "import signal, subprocess, sys, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)  # deaf to interrupts\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', {marker!r}], start_new_session=True)\n"
+        "while True:\n    time.sleep(1)"))
     dies = _solution()
     dies.cells.insert(0, _code("import os\nos._exit(3)"))
     subs, out = tmp_path / "subs", tmp_path / "out"
@@ -264,7 +269,7 @@ def test_timeout_kills_the_kernel_and_a_dead_kernel_is_an_error(tmp_path):
     nbformat.write(stubborn, subs / "stubborn.ipynb")
     nbformat.write(dies, subs / "dies.ipynb")
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main([str(subs), "--out", str(out), "--timeout", "15", "--cell-timeout", "2", "--jobs", "2"]) == 0
+        assert main([str(subs), "--set", SET, "--out", str(out), "--timeout", "15", "--cell-timeout", "2", "--jobs", "2"]) == 0
     with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
         rows = {row["submission"]: row for row in csv.DictReader(fh)}
     stubborn_text, dies_text = (out / "feedback" / "stubborn.txt").read_text(), (out / "feedback" / "dies.txt").read_text()
@@ -272,23 +277,21 @@ def test_timeout_kills_the_kernel_and_a_dead_kernel_is_an_error(tmp_path):
     assert "timed out" in stubborn_text
     assert rows["dies.ipynb"]["status"] == "error: the kernel died" and rows["dies.ipynb"]["total"] == "0", dies_text
     assert "while cell 0" in dies_text
-    assert pid_file.exists(), "the stubborn cell never started: the machine is too slow for a 15 s limit"
-    pid = int(pid_file.read_text())
     deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
+    while _processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(pid), "the timed-out submission's kernel is still running"
+    assert not _processes_with(marker), "a process the timed-out submission started is still running"
 
 
 def test_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        main([str(tmp_path / "missing"), "--out", str(tmp_path / "out")])
+        main([str(tmp_path / "missing"), "--set", SET, "--out", str(tmp_path / "out")])
     assert exc.value.code == 2 and "does not exist" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        main([str(tmp_path), "--out", str(tmp_path / "out")])
+        main([str(tmp_path), "--set", SET, "--out", str(tmp_path / "out")])
     assert exc.value.code == 2 and "no *.ipynb files" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
-        main([str(tmp_path), "--out", str(tmp_path / "out"), "--timeout", "0"])
+        main([str(tmp_path), "--set", SET, "--out", str(tmp_path / "out"), "--timeout", "0"])
     assert exc.value.code == 2 and "must be a positive number" in capsys.readouterr().err
 
 
@@ -308,5 +311,5 @@ def test_gradebook_columns_follow_the_exercise_notebook(tmp_path):
 
 @pytest.mark.parametrize("threads", [1, 3])
 def test_each_submission_gets_its_thread_count(tmp_path, threads):
-    env = _environment(tmp_path / "results.jsonl", threads)
+    env = _environment(threads)
     assert env["COURSE_THREADS"] == env["OMP_NUM_THREADS"] == str(threads)

@@ -1,10 +1,13 @@
 """Checks for exercises/01_bottleneck.ipynb: the context vector, accuracy by length, the reversed source,
 and path lengths predicted before training (feeding the source twice).
 
-Every check calls the learner's code on at least two sizes, on copies of its inputs (the references are
-computed first, and the originals are compared afterwards), accepts answers as tensors of any dtype,
-NumPy arrays or lists, and says where a wrong answer first differs. While a check runs, the course's
-finished versions of the same functions are switched off, so an exercise cannot be passed by calling them.
+Every check calls the learner's code on at least two inputs that differ in every size the exercise leaves
+free (batch, sequence length, hidden size), with lengths at the edges (1 and the full length) and in the
+middle, on copies of its inputs (the references are computed first, and the originals are compared
+afterwards: a changed input is its own failed part), accepts answers as tensors of any dtype, NumPy arrays or
+lists, and says where a wrong answer first differs. A crash on one input costs only the part that input
+tests. While a check runs, the course's finished versions of the same functions are switched off, so an
+exercise cannot be passed by calling them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import numpy as np
 import torch
 
 from ..core import register
-from ..tensor_checks import (as_tensor as _as_tensor, copies, describe as _describe, disabled, first_difference,
-                             unchanged)
+from ..tensor_checks import (as_number, as_tensor as _as_tensor, close, copies, describe as _describe, disabled,
+                             first_difference, unchanged)
 
 SET = "01_bottleneck"
 FEEDS = ("forward", "reversed", "twice")
@@ -64,40 +67,48 @@ def check_final_state(t, final_state):
         _check_final_state(t, final_state)
 
 
+def _final_state_hint(got, raw, crash, outputs, lengths, want):
+    """What is wrong with one padded case, or ''."""
+    shape = f"outputs of shape {tuple(outputs.shape)} with lengths {lengths.tolist()}"
+    if crash:
+        return f"{shape}: your code raised {crash}"
+    if got is None or got.shape != want.shape:
+        return f"{shape} should give shape {tuple(want.shape)}, got {_describe(raw)}"
+    row = _first_row_difference(got, want)
+    if row is None:
+        return ""
+    if close(got, outputs[:, -1]):
+        return "you returned outputs[:, -1] for every row; padded rows need the state at index length - 1"
+    n = int(lengths[row])
+    return f"{shape}: row {row} should be outputs[{row}, {n - 1}] = {_fmt(want[row])}, got {_fmt(got[row])}"
+
+
 def _check_final_state(t, final_state):
     outputs, full, want = _case_final_state(0, 3, 5, 4, [5, 5, 5], torch.float32)
-    got = _as_tensor(t.call(final_state, outputs.clone(), full.clone()))
+    out_copy, len_copy = copies(outputs, full)
+    raw = t.call(final_state, out_copy, len_copy)
+    kept = unchanged((outputs, full), (out_copy, len_copy))
+    got = _as_tensor(raw)
     t.require(got is not None and tuple(got.shape) == (3, 4), 1, "returns a (batch, hidden) tensor",
-              f"outputs of shape (3, 5, 4) should give shape (3, 4), got {_describe(got)}")
+              f"outputs of shape (3, 5, 4) should give shape (3, 4), got {_describe(raw)}")
     row = _first_row_difference(got, want)
     t.expect(row is None, 1, "full-length sequences: the state after the last token",
              "when every length is 5, row b should be outputs[b, 4]" + (
                  "" if row is None else f"; row {row}: expected {_fmt(want[row])}, got {_fmt(got[row])}"))
 
-    cases = [_case_final_state(1, 3, 5, 4, [5, 2, 1], torch.float32),       # padded rows
-             _case_final_state(2, 4, 7, 3, [3, 7, 1, 6], torch.float64)]    # another size, float64 states
-    ok_all, hint = True, ""
+    # padded rows (lengths 1, the full length and in between), every size different, float32 and float64
+    cases = [_case_final_state(1, 3, 5, 4, [5, 2, 1], torch.float32),
+             _case_final_state(2, 5, 7, 3, [3, 7, 1, 6, 4], torch.float64)]
+    hint = ""
     for outputs, lengths, want in cases:
         out_copy, len_copy = copies(outputs, lengths)
-        got = _as_tensor(t.call(final_state, out_copy, len_copy))
-        if got is None or got.shape != want.shape:
-            ok_all, hint = False, (f"outputs of shape {tuple(outputs.shape)} should give shape {tuple(want.shape)}, "
-                                   f"got {_describe(got)}")
-            break
-        row = _first_row_difference(got, want)
-        if row is not None:
-            ok_all = False
-            n = int(lengths[row])
-            if torch.allclose(got, outputs[:, -1].to(torch.float64)):
-                hint = "you returned outputs[:, -1] for every row; padded rows need the state at index length - 1"
-            else:
-                hint = (f"outputs of shape {tuple(outputs.shape)} with lengths {lengths.tolist()}: row {row} should be "
-                        f"outputs[{row}, {n - 1}] = {_fmt(want[row])}, got {_fmt(got[row])}")
-            break
-        if not unchanged((outputs, lengths), (out_copy, len_copy)):
-            ok_all, hint = False, "your function changed its inputs (outputs or lengths); work on copies"
-            break
-    t.expect(ok_all, 2, "padded sequences, two sizes: the state at each sequence's last real token", hint)
+        raw, crash = t.attempt(final_state, out_copy, len_copy)
+        kept &= unchanged((outputs, lengths), (out_copy, len_copy))
+        hint = hint or _final_state_hint(_as_tensor(raw), raw, crash, outputs, lengths, want)
+    t.expect(not hint, 1, "padded sequences, two sizes: the state at each sequence's last real token", hint)
+    t.expect(kept, 1, "leaves outputs and lengths unchanged",
+             "your function changed its inputs in place (for example `lengths -= 1`); compute `lengths - 1` "
+             "into a new tensor instead")
 
 
 # --------------------------------------------------------------------------- exercise 2
@@ -117,61 +128,78 @@ def _reference_accuracy(correct, lengths):
     return {n: hits[n] / totals[n] for n in sorted(totals)}
 
 
+def _as_accuracy_dict(got):
+    """{int length: float or None} from a learner's dict (keys may be NumPy ints, values NumPy or 0-d tensors);
+    keys that are not whole numbers are kept as they are."""
+    out = {}
+    for k, v in got.items():
+        key = as_number(k)
+        key = int(key) if key is not None and math.isfinite(key) and key == int(key) else k
+        out[key] = as_number(v)
+    return out
+
+
+def _shown_keys(keys) -> list:
+    """Keys sorted for feedback: whole numbers first, in order, then anything else."""
+    return sorted(keys, key=lambda k: (0, k, "") if isinstance(k, int) else (1, 0, str(k)))
+
+
 def _check_accuracy_by_length(t, accuracy_by_length):
     correct = [True, False, True, True, False, False]
     lengths = [3, 3, 5, 3, 5, 8]
-    got = t.call(accuracy_by_length, list(correct), list(lengths))
-    t.require(isinstance(got, dict), 1, "returns a dict {length: accuracy}", f"got {type(got).__name__}")
-    t.expect(sorted(int(k) for k in got) == [3, 5, 8], 1, "one entry per length that occurs",
-             f"lengths [3, 3, 5, 3, 5, 8] should give keys [3, 5, 8], got {sorted(got)}")
-
     rng = np.random.default_rng(1)
-    big_lengths = rng.integers(2, 11, size=40)
+    big_lengths = rng.integers(2, 13, size=40)                      # lengths 9..12 as well: none hard-coded
     big_correct = rng.random(40) < 0.6
-    cases = [(list(correct), list(lengths)),
+    cases = [(correct, lengths),
              (big_correct.tolist()[:17], big_lengths.tolist()[:17]),  # another size
              (big_correct, big_lengths)]                              # and NumPy arrays (np.bool_, np.int64)
-    ok_all, hint = True, ""
-    for c, n in cases:
-        want = _reference_accuracy(list(c.tolist() if hasattr(c, "tolist") else c),
-                                   list(n.tolist() if hasattr(n, "tolist") else n))
+    results, kept = [], True
+    for i, (c, n) in enumerate(cases):
+        want = _reference_accuracy(list(c), list(n))                # the reference first, the learner gets copies
         c_copy, n_copy = copies(c, n)
-        got = t.call(accuracy_by_length, c_copy, n_copy)
-        if not isinstance(got, dict):
-            ok_all, hint = False, f"with {len(want)} lengths as {type(c).__name__}s: expected a dict, got {type(got).__name__}"
-            break
-        got_keys = {}
-        for k, v in got.items():
-            try:
-                got_keys[int(k)] = float(v)
-            except (TypeError, ValueError):
-                got_keys[k] = v
-        for key, value in want.items():
-            if key not in got_keys or not isinstance(got_keys[key], float) or not math.isclose(got_keys[key], value, abs_tol=1e-9):
-                ok_all = False
-                hint = (f"with {len(c)} examples given as {type(c).__name__}s: length {key} should have accuracy "
-                        f"{value:.3f} (share of correct examples of that length), got "
-                        f"{got_keys.get(key, 'no entry')}")
-                break
-        if ok_all and sorted(k for k in got_keys if isinstance(k, int)) != sorted(want):
-            ok_all, hint = False, f"keys should be exactly the lengths that occur, {sorted(want)}; got {sorted(got_keys, key=str)}"
-        if ok_all and not unchanged((c, n), (c_copy, n_copy)):
-            ok_all, hint = False, "your function changed its inputs; leave `correct` and `lengths` as they were"
-        if not ok_all:
-            break
-    t.expect(ok_all, 1, "each value is the share of correct examples of that length (two sizes, lists and NumPy arrays)", hint)
+        got, crash = (t.call(accuracy_by_length, c_copy, n_copy), "") if i == 0 else \
+            t.attempt(accuracy_by_length, c_copy, n_copy)
+        kept &= unchanged((c, n), (c_copy, n_copy))
+        results.append((c, want, got, crash))
 
-    raised = False
-    message = ""
-    try:
-        accuracy_by_length([True, False, True], [3, 4])
-    except ValueError as err:
-        raised, message = True, str(err)
-    except Exception:  # noqa: BLE001 - any other error is the wrong kind
-        raised = False
-    t.expect(raised and "3" in message and "2" in message, 1, "mismatched inputs raise a ValueError naming both counts",
-             "3 results with 2 lengths should raise ValueError whose message gives both counts (3 and 2), "
-             "not a silent answer" if not raised else f"the ValueError should give both counts (3 and 2); it said {message!r}")
+    what = "returns a dict with one entry per length that occurs (two sizes, lengths 2 to 12)"
+    if not isinstance(results[0][2], dict):
+        t.require(False, 1, what, f"expected a dict {{length: accuracy}}, got {_describe(results[0][2])}")
+    keys_hint = values_hint = ""
+    for c, want, got, crash in results:
+        given = f"{len(c)} examples given as {'NumPy arrays' if isinstance(c, np.ndarray) else 'lists'}"
+        if crash:
+            values_hint = values_hint or f"with {given}, your code raised {crash}"
+            continue
+        if not isinstance(got, dict):
+            keys_hint = keys_hint or f"with {given}: expected a dict, got {_describe(got)}"
+            continue
+        got = _as_accuracy_dict(got)
+        if set(got) != set(want) and not keys_hint:
+            keys_hint = f"with {given}: the keys should be exactly the lengths that occur, {sorted(want)}; " \
+                        f"got {_shown_keys(got)}"
+        for key, value in want.items():
+            if key in got and not values_hint and (got[key] is None or abs(got[key] - value) > 1e-6):
+                values_hint = f"with {given}: length {key} should have accuracy {value:.6g} (the share of the " \
+                              f"examples of that length that are correct), got " + \
+                              ("no number" if got[key] is None else f"{got[key]:.6g}")
+    t.expect(not keys_hint, 1, what, keys_hint)
+    t.expect(not values_hint, 1, "each value is the share of correct examples of that length (two sizes, lists "
+                                 "and NumPy arrays)", values_hint)
+    t.expect(kept, 1, "leaves correct and lengths unchanged",
+             "your function changed `correct` or `lengths` in place (sorting them, say); work on copies")
+
+    wrong = []
+    for c, n in (([True, False, True], [3, 4]), ([True, False], [3, 4, 5, 6])):
+        names, message = t.error_of(accuracy_by_length, list(c), list(n))
+        counts = all(str(k) in message for k in (len(c), len(n)))
+        if "ValueError" not in names or not counts:
+            wrong.append(f"{len(c)} results with {len(n)} lengths " +
+                         (f"should raise ValueError, not {names[0]}" if names and "ValueError" not in names else
+                          "should raise ValueError, not give a silent answer" if not names else
+                          f"raised ValueError({message!r}), which should give both counts"))
+    t.expect(not wrong, 1, "mismatched inputs raise a ValueError naming both counts (either list longer)",
+             "; ".join(wrong))
 
 
 # --------------------------------------------------------------------------- exercise 3
@@ -190,42 +218,62 @@ def _reference_reverse(src, lengths):
     return out
 
 
-def _check_reverse_source(t, reverse_source):
-    src = torch.tensor([[4, 5, 6, 7], [8, 9, 0, 0], [3, 0, 0, 0]])
-    lengths = torch.tensor([4, 2, 1])
-    want = _reference_reverse(src, lengths)
-    src_copy, = copies(src)
-    got = _as_tensor(t.call(reverse_source, src_copy, lengths.clone()))
-    t.require(got is not None and tuple(got.shape) == tuple(src.shape), 1, "returns a batch of the same shape",
-              f"expected shape {tuple(src.shape)}, got {_describe(got)}")
-    t.expect(got[0].tolist() == [7.0, 6.0, 5.0, 4.0], 1, "a full-length row is reversed",
-             f"[4, 5, 6, 7] should become [7, 6, 5, 4], got {[int(v) for v in got[0].tolist()]}")
+def _padded_batch(seed, lengths, S):
+    """Right-padded ids (B, S) in 3..12, 0 after each row's length."""
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.tensor(lengths)
+    src = torch.randint(3, 13, (len(lengths), S), generator=g)
+    src[torch.arange(S).expand(len(lengths), S) >= lengths[:, None]] = 0
+    return src, lengths
 
-    g = torch.Generator().manual_seed(5)
-    lengths2 = torch.tensor([6, 3, 5, 1])
-    src2 = torch.randint(3, 13, (4, 6), generator=g)
-    src2[torch.arange(6).expand(4, 6) >= lengths2[:, None]] = 0  # right padding
-    ok_all, hint = True, ""
-    for s, n in ((src, lengths), (src2, lengths2)):
-        want = _reference_reverse(s, n)
-        got = _as_tensor(t.call(reverse_source, s.clone(), n.clone()))
-        if got is None or got.shape != want.shape:
-            ok_all, hint = False, f"a batch of shape {tuple(s.shape)} should give shape {tuple(s.shape)}, got {_describe(got)}"
-            break
-        row = _first_row_difference(got, want.to(torch.float64))
-        if row is not None:
-            ok_all = False
-            as_ints = [int(v) for v in got[row].tolist()]
-            if as_ints == s[row].flip(0).tolist():
-                hint = (f"row {row} {s[row].tolist()} (length {int(n[row])}): you flipped the padding too; reverse only "
-                        f"the first `length` tokens, padding stays at the end: expected {want[row].tolist()}")
-            else:
-                hint = (f"row {row} {s[row].tolist()} (length {int(n[row])}) should become {want[row].tolist()}, "
-                        f"got {as_ints}")
-            break
-    t.expect(ok_all, 1, "padded rows, two sizes: real tokens reversed, padding stays at the end", hint)
-    t.expect(unchanged((src,), (src_copy,)), 1, "the input tensor is left unchanged",
-             "reverse_source modified its input in place; work on a copy (src.clone())")
+
+def _reverse_hint(got, raw, crash, s, n, want):
+    """What is wrong with one padded batch, or ''."""
+    if crash:
+        return f"a batch of shape {tuple(s.shape)} with lengths {n.tolist()}: your code raised {crash}"
+    if got is None or got.shape != want.shape:
+        return f"a batch of shape {tuple(s.shape)} should give shape {tuple(s.shape)}, got {_describe(raw)}"
+    row = _first_row_difference(got, want.to(torch.float64))
+    if row is None:
+        return ""
+    as_ints = [int(v) for v in got[row].tolist()]
+    if as_ints == s[row].flip(0).tolist():
+        return (f"row {row} {s[row].tolist()} (length {int(n[row])}): you flipped the padding too; reverse only "
+                f"the first `length` tokens, padding stays at the end: expected {want[row].tolist()}")
+    return f"row {row} {s[row].tolist()} (length {int(n[row])}) should become {want[row].tolist()}, got {as_ints}"
+
+
+def _check_reverse_source(t, reverse_source):
+    # the example, then another batch size and length: full rows, a row of one token, rows in between,
+    # the last row of the larger batch longer than one token
+    cases = [(torch.tensor([[4, 5, 6, 7], [8, 9, 0, 0], [3, 0, 0, 0]]), torch.tensor([4, 2, 1])),
+             _padded_batch(5, [3, 6, 1, 4, 5], 6)]
+    results, kept = [], True
+    for i, (s, n) in enumerate(cases):
+        want = _reference_reverse(s, n)                       # the reference first, the learner gets copies
+        s_copy, n_copy = copies(s, n)
+        raw, crash = (t.call(reverse_source, s_copy, n_copy), "") if i == 0 else \
+            t.attempt(reverse_source, s_copy, n_copy)
+        kept &= unchanged((s, n), (s_copy, n_copy))
+        results.append((s, n, want, raw, _as_tensor(raw), crash))
+
+    s, n, want, raw, got, _ = results[0]
+    t.require(got is not None and got.shape == s.shape, 1, "returns a batch of the same shape",
+              f"expected shape {tuple(s.shape)}, got {_describe(raw)}")
+    full_hint = ""
+    for s, n, want, raw, got, crash in results:
+        if got is None or got.shape != s.shape:
+            continue                                          # the padded part reports it
+        for b in (n == s.shape[1]).nonzero().flatten().tolist():
+            if not full_hint and got[b].tolist() != want[b].tolist():
+                full_hint = f"the full-length row {b} {s[b].tolist()} should become {want[b].tolist()}, " \
+                            f"got {[int(v) for v in got[b].tolist()]}"
+    t.expect(not full_hint, 1, "a full-length row is reversed", full_hint)
+    hint = next((h for h in (_reverse_hint(got, raw, crash, s, n, want)
+                             for s, n, want, raw, got, crash in results) if h), "")
+    t.expect(not hint, 1, "padded rows, two sizes: real tokens reversed, padding stays at the end", hint)
+    t.expect(kept, 1, "the input tensors are left unchanged",
+             "reverse_source modified src (or lengths) in place; work on a copy (src.clone())")
 
 
 # --------------------------------------------------------------------------- exercise 4
@@ -249,45 +297,44 @@ def reference_path_lengths(S: int, order: str, feed: str) -> list[int]:
     return out
 
 
+def _first_wrong_path(t, path_lengths, feed, sizes):
+    """The feedback for the first (order, S) where path_lengths(S, order, feed) is wrong, or ''."""
+    for order in ORDERS:
+        for S in sizes:
+            want = reference_path_lengths(S, order, feed)
+            got, crash = t.attempt(path_lengths, S, order, feed)
+            call = f"path_lengths({S}, {order!r}, {feed!r})"
+            if crash:
+                return f"{call} raised {crash}"
+            got_t = _as_tensor(got)
+            if got_t is None or got_t.dim() != 1 or got_t.shape[0] != S:
+                return f"{call} should return {S} numbers, one per target word, got {_describe(got)}"
+            k = first_difference(got_t, torch.tensor(want, dtype=torch.float64), atol=1e-9, rtol=0)
+            if k is not None:
+                k = k[0]
+                return f"{call}: target word t={k + 1} (index {k}) should be {want[k]} steps, got " \
+                       f"{float(got_t[k]):g}; full answer {want}"
+    return ""
+
+
 @register("01.path_lengths", title="path lengths predicted before training (doubled source)", exercise_set=SET,
           points=4)
 def check_path_lengths(t, path_lengths, doubling_shortens_a_path):
     sizes = (1, 4, 7)
-    wrong = None
-    for feed in FEEDS:
-        for order in ORDERS:
-            for S in sizes:
-                want = reference_path_lengths(S, order, feed)
-                got = t.call(path_lengths, S, order, feed)
-                got_t = _as_tensor(got)
-                if got_t is None or got_t.dim() != 1 or got_t.shape[0] != S:
-                    wrong = (feed, f"path_lengths({S}, {order!r}, {feed!r}) should return {S} numbers, one per target "
-                                   f"word, got {_describe(got)}")
-                elif not torch.equal(got_t, torch.tensor(want, dtype=torch.float64)):
-                    k = int((got_t != torch.tensor(want, dtype=torch.float64)).nonzero()[0, 0])
-                    wrong = (feed, f"path_lengths({S}, {order!r}, {feed!r}): target word t={k + 1} (index {k}) should be "
-                                   f"{want[k]} steps, got {got_t[k].item():g}; full answer {want}")
-                if wrong:
-                    break
-            if wrong:
-                break
-        if wrong:
-            break
-    bad_feed = wrong[0] if wrong else None
-    hint = wrong[1] if wrong else ""
-    once_ok = bad_feed not in ("forward", "reversed")
-    t.expect(once_ok, 1, "forward and reversed sources, both orders, S = 1, 4, 7", hint if not once_ok else "")
-    if bad_feed == "twice" and "twice" in hint:
-        hint += ("; the encoder reads 2S tokens and the word's most recent reading is in the second copy, at "
-                 "position S + i")
-    t.expect(bad_feed is None, 2, "the doubled source, both orders, S = 1, 4, 7 (counted from the second copy)",
-             hint if once_ok else "fix the forward and reversed counts first")
-    verdict = t.call(doubling_shortens_a_path)
+    once = _first_wrong_path(t, path_lengths, "forward", sizes) or _first_wrong_path(t, path_lengths, "reversed", sizes)
+    t.expect(not once, 1, "forward and reversed sources, both orders, S = 1, 4, 7", once)
+    twice = _first_wrong_path(t, path_lengths, "twice", sizes)
+    if twice and "twice" in twice:
+        twice += ("; the encoder reads 2S tokens and the word's most recent reading is in the second copy, at "
+                  "position S + i")
+    t.expect(not twice, 2, "the doubled source, both orders, S = 1, 4, 7 (counted from the second copy)", twice)
+    verdict, crash = t.attempt(doubling_shortens_a_path)
     shortens = any(a < b for S in sizes for o in ORDERS
                    for a, b in zip(reference_path_lengths(S, o, "twice"), reference_path_lengths(S, o, "forward")))
-    ok = isinstance(verdict, (bool, np.bool_)) and bool(verdict) == shortens
-    t.expect(ok, 1, "the prediction: does the doubled source shorten any path compared with forward?",
-             f"answer True or False (got {verdict!r}); compare your path_lengths(S, order, 'twice') with "
-             f"path_lengths(S, order, 'forward') for both orders"
-             if not isinstance(verdict, (bool, np.bool_)) else
-             "compare your path_lengths(S, order, 'twice') with path_lengths(S, order, 'forward') for both orders")
+    is_bool = isinstance(verdict, (bool, np.bool_))
+    compare = "compare path_lengths(S, order, 'twice') with path_lengths(S, order, 'forward') for both orders"
+    t.expect(is_bool and bool(verdict) == shortens, 1,
+             "the prediction: does the doubled source shorten any path compared with forward?",
+             f"doubling_shortens_a_path() raised {crash}" if crash else
+             f"answer True or False (got {verdict!r}, {_describe(verdict)}); {compare}" if not is_bool else
+             f"you answered {bool(verdict)}; {compare}")
