@@ -58,11 +58,12 @@ test-gpu: $(STAMP)
 	$(PY) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'make test-gpu needs a CUDA GPU: torch.cuda.is_available() is False')"
 	COURSE_DEVICE=cuda $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=1200 notebooks solutions exercises
 
-# make grade SUBMISSIONS=path/to/folder [OUT=gradebook]
+# make grade SET=02_attention_basics SUBMISSIONS=path/to/folder [OUT=gradebook] (see README: grading)
 SUBMISSIONS ?= submissions
 OUT ?= gradebook
 grade: $(STAMP)
-	$(PY) -m course_utils.grading.grader $(SUBMISSIONS) --out $(OUT)
+	@test -n "$(SET)" || { echo "make grade needs SET=<exercise set>, e.g. SET=02_attention_basics"; exit 2; }
+	$(PY) -m course_utils.grading.grader $(SUBMISSIONS) --set $(SET) --out $(OUT)
 
 clean-venv:
 	rm -rf $(VENV)

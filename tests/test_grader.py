@@ -313,3 +313,52 @@ def test_gradebook_columns_follow_the_exercise_notebook(tmp_path):
 def test_each_submission_gets_its_thread_count(tmp_path, threads):
     env = _environment(threads)
     assert env["COURSE_THREADS"] == env["OMP_NUM_THREADS"] == str(threads)
+
+
+def test_without_a_sandbox_the_grader_says_so_and_still_grades_from_records(tmp_path, capsys):
+    subs, out = tmp_path / "subs", tmp_path / "out"
+    subs.mkdir()
+    nbformat.write(_solution(), subs / "full.ipynb")
+    assert main([str(subs), "--set", SET, "--out", str(out), "--sandbox", "off", "--timeout", "60"]) == 0
+    captured = capsys.readouterr()
+    assert "WARNING: grading WITHOUT a sandbox (--sandbox off)" in captured.err
+    assert "WITHOUT a sandbox" in captured.out
+    with open(out / "gradebook.csv", newline="", encoding="utf-8") as fh:
+        row = next(csv.DictReader(fh))
+    assert float(row["total"]) == MAX
+
+
+def test_a_missing_bubblewrap_is_named(monkeypatch, tmp_path):
+    from course_utils.grading import sandbox
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    sandbox.problem.cache_clear()
+    try:
+        assert "bubblewrap is not installed" in sandbox.problem(tmp_path)
+    finally:
+        sandbox.problem.cache_clear()
+
+
+def test_a_file_that_vanished_or_is_not_a_file_is_its_own_row(tmp_path):
+    from course_utils.grading.grader import Settings, grade_submission
+
+    settings = Settings(exercises_dir=folder("exercises"), sets=(SET,))
+    gone = grade_submission(tmp_path / "gone.ipynb", tmp_path, settings)
+    assert gone.status == "error: the file disappeared before it could be read; submit it again" and gone.total == 0
+    os.mkfifo(tmp_path / "pipe.ipynb")
+    pipe = grade_submission(tmp_path / "pipe.ipynb", tmp_path, settings)
+    assert pipe.status.startswith("error: this is not a plain file") and pipe.total == 0
+
+
+def test_the_output_folder_may_not_be_inside_the_submissions(tmp_path, capsys):
+    nbformat.write(_solution(), tmp_path / "full.ipynb")
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path), "--set", SET, "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2 and "must not be inside the submissions folder" in capsys.readouterr().err
+
+
+def test_an_unknown_set_on_the_command_line_is_a_usage_error(tmp_path, capsys):
+    nbformat.write(_solution(), tmp_path / "full.ipynb")
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path), "--set", "99_nothing", "--out", str(tmp_path.parent / "out-unknown")])
+    assert exc.value.code == 2 and "no checks for exercise set '99_nothing'" in capsys.readouterr().err
