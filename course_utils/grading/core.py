@@ -113,6 +113,8 @@ class Checker:
             raise _RecordMismatch(f"the record has no {kind} here")
         if entry.get("args") != _record.fingerprint(args, kwargs):
             raise _RecordMismatch("the record was made on other inputs than the grader's")
+        if type(entry.get("changed", {})) is not dict:
+            raise _RecordMismatch("the record's note of changed arguments is not readable")
         _record.apply_changes(args, kwargs, entry.get("changed", {}))
         return entry
 
