@@ -18,6 +18,8 @@ def test_environment_yml_matches_pyproject():
     pip_names = {_name(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]}
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     conda_names = {CONDA_TO_PIP.get(_name(d), _name(d)) for d in env["dependencies"] if isinstance(d, str)}
+    pip_section = next((d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d), [])
+    conda_names |= {_name(d) for d in pip_section if not d.startswith("-")}
     conda_names -= {"python", "pip"}
     assert conda_names == pip_names, (f"only in environment.yml: {sorted(conda_names - pip_names)}; "
                                       f"only in pyproject.toml: {sorted(pip_names - conda_names)}")
