@@ -50,7 +50,7 @@ def check_normalise(t, normalise):
     t.expect(kept_all, 1, "leaves the list it is given unchanged",
              "normalise changed the list it was given (the caller's scores are gone); build and return a new list")
     bad_inputs = {"a negative score has no weight": [1.0, -2.0, 3.0],
-                  "all-zero scores have no weights (0/0)": [0.0, 0.0]}
+                  "all-zero scores have no weights, since 0 / 0 is undefined": [0.0, 0.0]}
     missing = [f"normalise({bad}) should raise ValueError: {why}" for why, bad in bad_inputs.items()
                if not t.raises(normalise, ValueError, list(bad))]
     t.expect(not missing, 1, "rejects negative scores and an all-zero list with ValueError", "; ".join(missing))
