@@ -111,3 +111,17 @@ def test_a_replay_on_other_inputs_is_refused():
     replayer = core.Checker(replay=checker.calls)
     with pytest.raises(core._RecordMismatch, match="other inputs"):
         replayer.call(record.LearnerCode(0), torch.zeros(2))
+
+
+def test_in_place_changes_inside_a_tuple_are_replayed():
+    def zero_first(pair):
+        pair[0].zero_()
+        pair[1].append(9)
+
+    checker = core.Checker()
+    checker.call(zero_first, (torch.ones(2), [1]))
+    replayer = core.Checker(replay=core.load_record({"format": 1, "check_id": "x", "objects": [],
+                                                     "calls": checker.calls})["calls"])
+    pair = (torch.ones(2), [1])
+    replayer.call(record.LearnerCode(0), pair)
+    assert torch.equal(pair[0], torch.zeros(2)) and pair[1] == [1, 9]

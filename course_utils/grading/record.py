@@ -233,55 +233,74 @@ def fingerprint(*values) -> str:
 
 
 def _mutable(x) -> bool:
+    """Whether learner code could change ``x`` in place (a tuple counts when something inside it could)."""
+    if isinstance(x, tuple):
+        return any(_mutable(v) for v in x)
     return isinstance(x, (torch.Tensor, np.ndarray, list, dict, torch.nn.Module))
+
+
+def _named(args: tuple, kwargs: dict) -> dict:
+    return {**{str(i): v for i, v in enumerate(args)}, **{f"kw:{k}": v for k, v in kwargs.items()}}
 
 
 def snapshot(args: tuple, kwargs: dict) -> dict:
     """Fingerprints of the arguments that learner code could change in place, by position or name."""
-    named = {**{str(i): v for i, v in enumerate(args)}, **{f"kw:{k}": v for k, v in kwargs.items()}}
-    return {k: fingerprint(v) for k, v in named.items() if _mutable(v)}
+    return {k: fingerprint(v) for k, v in _named(args, kwargs).items() if _mutable(v)}
+
+
+def _state(x):
+    """What is recorded of a changed argument: its value (a module's state_dict, inside tuples too)."""
+    if isinstance(x, torch.nn.Module):
+        return dict(x.state_dict())
+    if isinstance(x, tuple):
+        return tuple(_state(v) for v in x)
+    return x
 
 
 def changes(args: tuple, kwargs: dict, before: dict) -> dict:
     """The arguments whose fingerprint changed during the call, encoded (modules as their state_dict)."""
-    named = {**{str(i): v for i, v in enumerate(args)}, **{f"kw:{k}": v for k, v in kwargs.items()}}
-    changed = {}
-    for key, fp in before.items():
-        value = named[key]
-        if fingerprint(value) != fp:
-            changed[key] = encode(dict(value.state_dict()) if isinstance(value, torch.nn.Module) else value)
-    return changed
+    named = _named(args, kwargs)
+    return {key: encode(_state(named[key])) for key, fp in before.items() if fingerprint(named[key]) != fp}
+
+
+def _restore(target, value) -> None:
+    """Make ``target`` (the grader's argument) equal ``value`` (what the learner's code left it as), in place."""
+    if isinstance(target, torch.Tensor):
+        _expect(isinstance(value, torch.Tensor), "a tensor argument changed into something else")
+        if value.shape == target.shape and value.dtype == target.dtype:
+            target.copy_(value)
+        else:
+            target.set_(value.clone())
+    elif isinstance(target, np.ndarray):
+        _expect(isinstance(value, np.ndarray) and value.shape == target.shape, "an array changed its shape")
+        target[...] = value
+    elif isinstance(target, list):
+        _expect(isinstance(value, list), "a list argument changed into something else")
+        target[:] = value
+    elif isinstance(target, dict):
+        _expect(isinstance(value, dict), "a dict argument changed into something else")
+        target.clear()
+        target.update(value)
+    elif isinstance(target, tuple):
+        _expect(isinstance(value, tuple) and len(value) == len(target), "a tuple argument changed its length")
+        for inner, inner_value in zip(target, value):
+            if _mutable(inner):
+                _restore(inner, inner_value)
+    elif isinstance(target, torch.nn.Module):
+        _expect(isinstance(value, dict), "a module's state changed into something else")
+        try:
+            target.load_state_dict(value, strict=False)
+        except RuntimeError as err:
+            raise MalformedRecord(f"a module's recorded state does not fit: {err}") from None
 
 
 def apply_changes(args: tuple, kwargs: dict, changed: dict) -> None:
     """In the grader: make the arguments what the learner's code left them as in the notebook."""
-    named = {**{str(i): v for i, v in enumerate(args)}, **{f"kw:{k}": v for k, v in kwargs.items()}}
+    named = _named(args, kwargs)
     for key, encoded in changed.items():
         _expect(key in named, f"a change to an argument {key!r} the call did not have")
-        target, value = named[key], decode(encoded)
         with torch.no_grad():
-            if isinstance(target, torch.Tensor):
-                _expect(isinstance(value, torch.Tensor), "a tensor argument changed into something else")
-                if value.shape == target.shape and value.dtype == target.dtype:
-                    target.copy_(value)
-                else:
-                    target.set_(value.clone())
-            elif isinstance(target, np.ndarray):
-                _expect(isinstance(value, np.ndarray) and value.shape == target.shape, "an array changed its shape")
-                target[...] = value
-            elif isinstance(target, list):
-                _expect(isinstance(value, list), "a list argument changed into something else")
-                target[:] = value
-            elif isinstance(target, dict):
-                _expect(isinstance(value, dict), "a dict argument changed into something else")
-                target.clear()
-                target.update(value)
-            elif isinstance(target, torch.nn.Module):
-                _expect(isinstance(value, dict), "a module's state changed into something else")
-                try:
-                    target.load_state_dict(value, strict=False)
-                except RuntimeError as err:
-                    raise MalformedRecord(f"a module's recorded state does not fit: {err}") from None
+            _restore(named[key], decode(encoded))
 
 
 # --------------------------------------------------------------------------- files

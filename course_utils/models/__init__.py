@@ -11,6 +11,9 @@
     rotary.py             lesson 05: rotary position embeddings (RoPE)
     multihead_attention.py  lesson 06: multi-head attention (split, attend, merge), convertible to torch's
     transformer.py        lesson 06: feed-forward, encoder/decoder blocks and stacks, TransformerSeq2Seq
+    pretrained.py         lesson 08: the shipped MiniLM loaded offline, one layer as MultiHeadAttention, head scores,
+                          ablation hooks, rollout, importance (imported as course_utils.models.pretrained: it loads
+                          transformers, which the other lessons do not need)
     graph_attention.py    lesson 10: GAT and GATv2 layers (attention masked by the adjacency), convertible to PyG's
     memory.py             lesson 11: content and location addressing, the Neural Turing Machine, memory networks
     memory_checkpoint.py  lesson 11: the script that trains the shipped NTM checkpoint (checkpoints/)
