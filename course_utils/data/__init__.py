@@ -8,6 +8,9 @@ from .source_transforms import SOURCE_FEEDS, TransformedSourceTask, transform_so
 from .graphs import GraphData, karate_club, citation_graph, LookupGraphs, dictionary_lookup
 from .babi import BabiTask, BabiBatch, Story, babi_vocab, make_babi_batch, PEOPLE, PLACES, OBJECTS
 from .copy_task import CopyBatch, copy_batch, sample_copy_batch, copy_loss, bit_accuracy, sequence_accuracy
+from .translation import NumberTranslationTask, written_number
+from .summaries import (SummaryTask, Article, PointerBatch, encode_pointer_batch, decode_extended, token_f1, lead_k,
+                        summary_vocab)
 
 __all__ = [
     "Vocab", "PAD", "BOS", "EOS", "pad_batch",
@@ -18,4 +21,7 @@ __all__ = [
     "GraphData", "karate_club", "citation_graph", "LookupGraphs", "dictionary_lookup",
     "BabiTask", "BabiBatch", "Story", "babi_vocab", "make_babi_batch", "PEOPLE", "PLACES", "OBJECTS",
     "CopyBatch", "copy_batch", "sample_copy_batch", "copy_loss", "bit_accuracy", "sequence_accuracy",
+    "NumberTranslationTask", "written_number",
+    "SummaryTask", "Article", "PointerBatch", "encode_pointer_batch", "decode_extended", "token_f1", "lead_k",
+    "summary_vocab",
 ]

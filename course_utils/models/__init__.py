@@ -11,6 +11,8 @@
     rotary.py             lesson 05: rotary position embeddings (RoPE)
     multihead_attention.py  lesson 06: multi-head attention (split, attend, merge), convertible to torch's
     transformer.py        lesson 06: feed-forward, encoder/decoder blocks and stacks, TransformerSeq2Seq
+    beam_search.py        lesson 07: batched beam search with length normalisation over any step function
+    pointer.py            lesson 07: the pointer-generator (copy) decoder and its mixed output distribution
     pretrained.py         lesson 08: the shipped MiniLM loaded offline, one layer as MultiHeadAttention, head scores,
                           ablation hooks, rollout, importance (imported as course_utils.models.pretrained: it loads
                           transformers, which the other lessons do not need)
