@@ -16,6 +16,8 @@
     pretrained.py         lesson 08: the shipped MiniLM loaded offline, one layer as MultiHeadAttention, head scores,
                           ablation hooks, rollout, importance (imported as course_utils.models.pretrained: it loads
                           transformers, which the other lessons do not need)
+    efficient_attention.py  lesson 09: sliding-window and banded attention, linear attention, online softmax, a tiled
+                          FlashAttention-style forward, the KV cache (imported by module path)
     graph_attention.py    lesson 10: GAT and GATv2 layers (attention masked by the adjacency), convertible to PyG's
     memory.py             lesson 11: content and location addressing, the Neural Turing Machine, memory networks
     memory_checkpoint.py  lesson 11: the script that trains the shipped NTM checkpoint (checkpoints/)
