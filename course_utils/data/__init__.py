@@ -9,6 +9,7 @@ from .graphs import GraphData, karate_club, citation_graph, LookupGraphs, dictio
 from .babi import BabiTask, BabiBatch, Story, babi_vocab, make_babi_batch, PEOPLE, PLACES, OBJECTS
 from .copy_task import CopyBatch, copy_batch, sample_copy_batch, copy_loss, bit_accuracy, sequence_accuracy
 from .translation import NumberTranslationTask, written_number
+from .digit_canvas import DigitCanvas, CanvasBatch, caption_words, digit_images
 from .summaries import (SummaryTask, Article, PointerBatch, encode_pointer_batch, decode_extended, token_f1, lead_k,
                         summary_vocab)
 
@@ -24,4 +25,5 @@ __all__ = [
     "NumberTranslationTask", "written_number",
     "SummaryTask", "Article", "PointerBatch", "encode_pointer_batch", "decode_extended", "token_f1", "lead_k",
     "summary_vocab",
+    "DigitCanvas", "CanvasBatch", "caption_words", "digit_images",
 ]

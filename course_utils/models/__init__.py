@@ -21,6 +21,8 @@
     graph_attention.py    lesson 10: GAT and GATv2 layers (attention masked by the adjacency), convertible to PyG's
     memory.py             lesson 11: content and location addressing, the Neural Turing Machine, memory networks
     memory_checkpoint.py  lesson 11: the script that trains the shipped NTM checkpoint (checkpoints/)
+    visual_attention.py   lesson 12: a CNN's grid of regions, a GRU captioner with soft, mean-pooled or hard (REINFORCE)
+                          attention, the doubly stochastic penalty, the pointing score (imported by module path)
 """
 
 from .seq2seq import GRUEncoder, GRUDecoder, BottleneckSeq2Seq, final_hidden_state, seq2seq_loss
