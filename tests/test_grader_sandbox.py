@@ -31,6 +31,7 @@ from course_utils.grading import checks_for, run_check
 from course_utils.grading import sandbox
 from course_utils.grading.grader import _PACKAGE_ROOT, feedback_name, main
 from course_utils.notebook_tools.paths import folder
+from test_grader import _processes_with
 
 SET = "00_orientation"
 FULL = {c.check_id: c.max_points for c in checks_for(SET)}
@@ -239,18 +240,6 @@ def _hashes(*roots: Path) -> dict[str, str]:
                 with open(path, "rb") as fh:
                     found[path] = hashlib.sha256(fh.read()).hexdigest()
             found.update({os.path.join(dirpath, d): "folder" for d in dirs})
-    return found
-
-
-def _processes_with(marker: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes() \
-                    and "\tZ" not in (entry / "status").read_text():
-                found.append(int(entry.name))
-        except OSError:
-            continue
     return found
 
 

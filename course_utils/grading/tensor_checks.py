@@ -4,7 +4,7 @@ numbers), quote it back in feedback, notice changed inputs, and switch finished 
 from __future__ import annotations
 
 import contextlib
-import copy as _copy
+import copy as _copy_module
 import types
 
 import numpy as np
@@ -102,11 +102,22 @@ def rounded(x, nd: int = 3) -> list[float]:
     return [round(float(v), nd) for v in as_tensor(x).flatten()]
 
 
+def _copy(x):
+    if isinstance(x, torch.Tensor):
+        return x.clone()
+    if isinstance(x, np.ndarray):
+        return x.copy()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_copy(v) for v in x) if type(x) in (list, tuple) else _copy_module.deepcopy(x)
+    if isinstance(x, dict):
+        return {k: _copy(v) for k, v in x.items()}
+    return x
+
+
 def copies(*inputs) -> tuple:
-    """Copies of the inputs to hand to learner code (tensors cloned, arrays and lists copied)."""
-    return tuple(x.clone() if isinstance(x, torch.Tensor) else
-                 x.copy() if isinstance(x, np.ndarray) else
-                 _copy.deepcopy(x) if isinstance(x, (list, dict)) else x for x in inputs)
+    """Copies of the inputs to hand to learner code (tensors cloned, arrays copied, lists, tuples and dicts
+    copied with what they hold)."""
+    return tuple(_copy(x) for x in inputs)
 
 
 def _same_value(a, b) -> bool:
@@ -116,13 +127,81 @@ def _same_value(a, b) -> bool:
                                            and torch.equal(a.nan_to_num(), b.nan_to_num()))))
     if isinstance(a, np.ndarray):
         return isinstance(b, np.ndarray) and a.shape == b.shape and bool(np.array_equal(a, b))
-    return bool(a == b) if isinstance(a, (list, tuple, dict)) else True
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    try:
+        return bool(a == b) or (a != a and b != b)  # numbers and strings; nan equals nan
+    except Exception:  # noqa: BLE001  (an object whose == is not a plain comparison)
+        return True
 
 
 def unchanged(originals, copies) -> bool:
-    """Whether every copy still equals its original (tensors, arrays and lists; nan equals nan): False means
-    the learner's code modified an input in place."""
+    """Whether every copy still equals its original (tensors, arrays, and lists, tuples and dicts of them; nan
+    equals nan): False means the learner's code modified an input in place."""
     return all(_same_value(o, c) for o, c in zip(originals, copies))
+
+
+class OnCopies:
+    """One learner function, called through ``t.call`` (or ``attempt``) on copies of its inputs while
+    ``switched_off()`` is active (a context manager that switches the course's finished versions off); notes in
+    ``changed`` each named input the learner's code changed in place, as "<fn_name> changed `<name>`"."""
+
+    def __init__(self, t, fn, fn_name: str, names, changed: list | None = None, switched_off=None):
+        self.t, self.fn, self.fn_name, self.names = t, fn, fn_name, tuple(names)
+        self.changed = [] if changed is None else changed
+        self.switched_off = switched_off or contextlib.nullcontext
+
+    def __call__(self, *args, wrap=None, **kwargs):
+        """The learner's answer; ``wrap`` turns the learner's function into one the check defines around it."""
+        inputs = copies(*args)
+        target = self.fn if wrap is None else wrap(self.fn)
+        try:
+            with self.switched_off():
+                return self.t.call(target, *inputs, **kwargs)
+        finally:
+            for name, original, copy in zip(self.names, args, inputs):
+                label = f"{self.fn_name} changed `{name}`"
+                if not unchanged((original,), (copy,)) and label not in self.changed:
+                    self.changed.append(label)
+
+    def attempt(self, *args, unwritten_ok: bool = False, **kwargs):
+        """(answer, '') or, when the learner's code raised, (None, the error): a crash on one input costs the part
+        that input tests. With ``unwritten_ok``, a function still raising NotImplementedError counts the same way."""
+        from .core import LearnerCodeFailed
+
+        try:
+            return self(*args, **kwargs), ""
+        except LearnerCodeFailed as err:
+            return None, err.message
+        except NotImplementedError:
+            if not unwritten_ok:
+                raise
+            return None, f"NotImplementedError: {self.fn_name} is not written yet"
+
+
+UNCHANGED = "leaves its inputs unchanged"
+
+
+def expect_unchanged(t, changed: list, example: str, advice: str = "compute new tensors instead") -> bool:
+    """One point for leaving the inputs alone (``changed``: the labels ``OnCopies`` collected)."""
+    return t.expect(not changed, 1, UNCHANGED,
+                    f"{' and '.join(changed)} in place (e.g. {example}): the caller's tensors must stay as they were, "
+                    f"so {advice}")
+
+
+def why_wrong(got, want, crash: str, label: str, atol: float = 1e-5) -> str:
+    """Why an answer on the case ``label`` is wrong: a crash, a shape, nan/inf, or the first differing entry."""
+    if crash:
+        guess = "" if crash.startswith("NotImplementedError") else " (does it assume the example's sizes?)"
+        return f"{label}: your code raised {crash}{guess}"
+    if got is None:
+        return f"{label}: expected numbers of shape {tuple(want.shape)}, got {describe(got)}"
+    if got.shape != want.shape:
+        return (f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)} (does it assume the example's "
+                f"sizes?)")
+    return f"{label}: {where_differs(got, want, atol)}"
 
 
 # ----------------------------------------------------------------------------- switching code off

@@ -15,50 +15,18 @@ from __future__ import annotations
 
 import torch
 
-from ..core import LearnerCodeFailed, register
-from ..tensor_checks import (as_number as _as_number, as_tensor as _as_tensor, close as _same, copies as _copies,
-                             describe as _describe, disabled, unchanged as _unchanged, where_differs as _where)
+from ..core import register
+from ..tensor_checks import (UNCHANGED, expect_unchanged as _expect_unchanged, OnCopies, as_number as _as_number,
+                             as_tensor as _as_tensor, close as _same, describe as _describe, disabled,
+                             where_differs as _where)
 
 SET = "07_attention_at_work"
-_UNCHANGED = "leaves its inputs unchanged"
+_UNCHANGED = UNCHANGED
 
 
-class _Calls:
-    """Calls one learner function on copies of named inputs (with ``off`` switched off, if given); remembers which
-    inputs it changed in place."""
-
-    def __init__(self, t, fn, fn_name, names, changed, off=None):
-        self.t, self.fn, self.fn_name, self.names, self.changed, self.off = t, fn, fn_name, names, changed, off
-
-    def __call__(self, *args):
-        copies = _copies(*args)
-        try:
-            if self.off is None:
-                return self.t.call(self.fn, *copies)
-            with self.off():
-                return self.t.call(self.fn, *copies)
-        finally:
-            for name, original, copy in zip(self.names, args, copies):
-                label = f"{self.fn_name} changed `{name}`"
-                if not _unchanged((original,), (copy,)) and label not in self.changed:
-                    self.changed.append(label)
-
-    def attempt(self, *args, unwritten_ok=False):
-        """(answer, '') or, when the learner's code raised, (None, the error)."""
-        try:
-            return self(*args), ""
-        except LearnerCodeFailed as err:
-            return None, err.message
-        except NotImplementedError:
-            if not unwritten_ok:
-                raise
-            return None, f"NotImplementedError: {self.fn_name} is not written yet"
-
-
-def _expect_unchanged(t, changed, example):
-    t.expect(not changed, 1, _UNCHANGED,
-             f"{' and '.join(changed)} in place (e.g. {example}): the caller's tensors must stay as they were, so "
-             f"compute new tensors instead")
+def _Calls(t, fn, fn_name, names, changed, off=None):
+    """The learner's function on copies of its inputs, with ``off`` (if given) switched off (see OnCopies)."""
+    return OnCopies(t, fn, fn_name, names, changed, switched_off=off)
 
 
 def _crash_hint(label, crash):

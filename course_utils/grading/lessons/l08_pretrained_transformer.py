@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import torch
 
-from ..core import LearnerCodeFailed, register
-from ..tensor_checks import (as_tensor as _as_tensor, close as _same, describe as _describe, disabled,
-                             rounded as _rounded, where_differs as _where)
+from ..core import register
+from ..tensor_checks import (UNCHANGED, why_wrong as _why, expect_unchanged as _expect_unchanged, OnCopies,
+                             as_tensor as _as_tensor, close as _same, describe as _describe, disabled,
+                             where_differs as _where)
 
 SET = "08_pretrained_transformer"
-_UNCHANGED = "leaves its inputs unchanged"
+_UNCHANGED = UNCHANGED
 
 
 # --------------------------------------------------------------------------- helpers
@@ -35,62 +36,9 @@ def _finished_versions_off():
                         "exercise: write it yourself")
 
 
-def _clone(x):
-    if isinstance(x, torch.Tensor):
-        return x.clone()
-    if isinstance(x, (tuple, list)):
-        return type(x)(_clone(v) for v in x)
-    return x
-
-
-def _same_inputs(a, b) -> bool:
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.shape == b.shape and bool(torch.equal(a, b))
-    if isinstance(a, (tuple, list)):
-        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(_same_inputs(x, y) for x, y in zip(a, b))
-    return True
-
-
-class _Calls:
-    """Calls one learner function on copies of its inputs (the finished versions off) through ``t.call``, and
-    remembers which inputs the code changed in place."""
-
-    def __init__(self, t, fn, fn_name, names, changed):
-        self.t, self.fn, self.fn_name, self.names, self.changed = t, fn, fn_name, names, changed
-
-    def __call__(self, *args):
-        copies = tuple(_clone(a) for a in args)
-        try:
-            with _finished_versions_off():
-                return self.t.call(self.fn, *copies)
-        finally:
-            for name, original, copy in zip(self.names, args, copies):
-                label = f"{self.fn_name} changed `{name}`"
-                if not _same_inputs(original, copy) and label not in self.changed:
-                    self.changed.append(label)
-
-    def attempt(self, *args):
-        try:
-            return self(*args), ""
-        except LearnerCodeFailed as err:
-            return None, err.message
-
-
-def _expect_unchanged(t, changed, example):
-    t.expect(not changed, 1, _UNCHANGED,
-             f"{' and '.join(changed)} in place (e.g. {example}): the caller's tensors must stay as they were, "
-             f"so compute new tensors instead")
-
-
-def _why(got, want, crash, label, atol=1e-5):
-    if crash:
-        guess = "" if crash.startswith("NotImplementedError") else " (does it assume the example's sizes?)"
-        return f"{label}: your code raised {crash}{guess}"
-    if got is None:
-        return f"{label}: expected numbers of shape {tuple(want.shape)}, got something else"
-    if got.shape != want.shape:
-        return f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)} (does it assume the example's sizes?)"
-    return f"{label}: {_where(got, want, atol)}"
+def _Calls(t, fn, fn_name, names, changed):
+    """The learner's function on copies of its inputs, with the finished versions off (see OnCopies)."""
+    return OnCopies(t, fn, fn_name, names, changed, switched_off=_finished_versions_off)
 
 
 def _mask(lengths, n, as_bool=False):

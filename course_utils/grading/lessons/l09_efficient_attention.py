@@ -17,12 +17,13 @@ import math
 
 import torch
 
-from ..core import LearnerCodeFailed, register
-from ..tensor_checks import (as_number as _as_number, as_tensor as _as_tensor, close as _same, copies as _copies,
-                             describe as _describe, disabled, unchanged as _unchanged, where_differs as _where)
+from ..core import register
+from ..tensor_checks import (UNCHANGED, why_wrong as _why, expect_unchanged as _expect_unchanged, OnCopies,
+                             as_number as _as_number, as_tensor as _as_tensor, close as _same, describe as _describe,
+                             disabled, where_differs as _where)
 
 SET = "09_efficient_attention"
-_UNCHANGED = "leaves its inputs unchanged"
+_UNCHANGED = UNCHANGED
 
 
 def _finished_versions_off():
@@ -35,48 +36,9 @@ def _finished_versions_off():
                         "to this exercise: write it yourself")
 
 
-class _Calls:
-    """Calls one learner function on copies of its tensor inputs, with the finished versions off; remembers which
-    inputs it changed in place."""
-
-    def __init__(self, t, fn, fn_name, names, changed):
-        self.t, self.fn, self.fn_name, self.names, self.changed = t, fn, fn_name, names, changed
-
-    def __call__(self, *args):
-        copies = _copies(*args)
-        try:
-            with _finished_versions_off():
-                return self.t.call(self.fn, *copies)
-        finally:
-            for name, original, copy in zip(self.names, args, copies):
-                label = f"{self.fn_name} changed `{name}`"
-                if not _unchanged((original,), (copy,)) and label not in self.changed:
-                    self.changed.append(label)
-
-    def attempt(self, *args):
-        try:
-            return self(*args), ""
-        except LearnerCodeFailed as err:
-            return None, err.message
-
-
-def _expect_unchanged(t, changed, example):
-    t.expect(not changed, 1, _UNCHANGED,
-             f"{' and '.join(changed)} in place (e.g. {example}): the caller's tensors must stay as they were, so "
-             f"compute new tensors instead")
-
-
-def _why(got, want, crash, label, atol=1e-5):
-    if crash:
-        return f"{label}: your code raised {crash} (does it assume the example's sizes?)"
-    if got is None:
-        return f"{label}: expected numbers of shape {tuple(want.shape)}, got {_describe(got)}"
-    if got.shape != want.shape:
-        return f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)} (does it assume the example's sizes?)"
-    return f"{label}: {_where(got, want, atol)}"
-
-
-# --------------------------------------------------------------------------- exercise 1: sliding-window mask
+def _Calls(t, fn, fn_name, names, changed):
+    """The learner's function on copies of its inputs, with the finished versions off (see OnCopies)."""
+    return OnCopies(t, fn, fn_name, names, changed, switched_off=_finished_versions_off)
 
 
 def _ref_window(n, window):

@@ -16,10 +16,9 @@ import sys
 
 import torch
 
-from ..core import LearnerCodeFailed, register
-from ..tensor_checks import (as_number as _as_number, as_tensor as _as_array, close as _close, copies as _copies,
-                             describe as _describe, disabled, rounded as _rounded, unchanged as _unchanged,
-                             where_differs as _first_diff)
+from ..core import register
+from ..tensor_checks import (OnCopies, as_number as _as_number, as_tensor as _as_array, close as _close,
+                             describe as _describe, disabled, rounded as _rounded, where_differs as _first_diff)
 
 SET = "10_graph_attention"
 _UNCHANGED = "leaves its inputs unchanged"
@@ -41,34 +40,15 @@ def _finished_layers_off():
                                   "fine), not with the course's finished layers or PyTorch Geometric")
 
 
-class _Calls:
-    """Calls learner code on copies of named inputs, with the finished layers off; remembers what it changed."""
+class _Calls(OnCopies):
+    """Learner code on copies of named inputs, with the finished layers off (see OnCopies)."""
 
     def __init__(self, t, fn, names):
-        self.t, self.fn, self.names, self.changed = t, fn, names, []
-
-    def __call__(self, *args, **kwargs):
-        copies = _copies(*args)
-        try:
-            with _finished_layers_off():
-                return self.t.call(self.fn, *copies, **kwargs)
-        finally:
-            for name, original, copy in zip(self.names, args, copies):
-                if not _unchanged((original,), (copy,)) and name not in self.changed:
-                    self.changed.append(name)
-
-    def attempt(self, *args, **kwargs):
-        """(answer, '') or, when the learner's code raised, (None, its error): a crash on a later input costs
-        the part that input tests, not the parts already earned."""
-        try:
-            return self(*args, **kwargs), ""
-        except LearnerCodeFailed as err:
-            return None, err.message
+        super().__init__(t, fn, "your function", names, switched_off=_finished_layers_off)
 
     def expect_unchanged(self, example):
-        names = " and ".join(f"`{n}`" for n in self.changed)
         self.t.expect(not self.changed, 1, _UNCHANGED,
-                      f"your function changed {names} in place (e.g. {example}): the caller's tensors must stay as "
+                      f"{' and '.join(self.changed)} in place (e.g. {example}): the caller's tensors must stay as "
                       f"they were, so build new ones instead (adj | eye rather than adj |= eye, masked_fill rather "
                       f"than masked_fill_)")
 

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import torch
 
-from ..core import LearnerCodeFailed, register
-from ..tensor_checks import (as_number as _as_number, as_tensor as _as_tensor, close as _same, copies as _copies,
-                             describe as _describe, disabled, rounded as _rounded, unchanged as _unchanged,
-                             where_differs as _where)
+from ..core import register
+from ..tensor_checks import (UNCHANGED, expect_unchanged, why_wrong as _why, OnCopies, as_number as _as_number,
+                             as_tensor as _as_tensor, close as _same, describe as _describe, disabled,
+                             rounded as _rounded, where_differs as _where)
 
 SET = "11_memory_networks"
-_UNCHANGED = "leaves its inputs unchanged"
+_UNCHANGED = UNCHANGED
 
 
 # --------------------------------------------------------------------------- helpers
@@ -40,41 +40,14 @@ def _finished_versions_off():
                         "exercise: write it yourself")
 
 
-class _Calls:
-    """Calls one learner function on copies of named inputs, with the finished versions off; remembers which
-    inputs it changed in place."""
-
-    def __init__(self, t, fn, fn_name, names, changed):
-        self.t, self.fn, self.fn_name, self.names, self.changed = t, fn, fn_name, names, changed
-
-    def __call__(self, *args):
-        copies = _copies(*args)
-        try:
-            with _finished_versions_off():
-                return self.t.call(self.fn, *copies)
-        finally:
-            for name, original, copy in zip(self.names, args, copies):
-                label = f"{self.fn_name} changed `{name}`"
-                if not _unchanged((original,), (copy,)) and label not in self.changed:
-                    self.changed.append(label)
-
-    def attempt(self, *args, unwritten_ok=False):
-        """(answer, '') or, when the learner's code raised, (None, the error); with ``unwritten_ok``, a function
-        still raising NotImplementedError counts as a failure of the parts it serves, not of the whole check."""
-        try:
-            return self(*args), ""
-        except LearnerCodeFailed as err:
-            return None, err.message
-        except NotImplementedError:
-            if not unwritten_ok:
-                raise
-            return None, f"NotImplementedError: {self.fn_name} is not written yet"
-
-
 def _expect_unchanged(t, changed, example):
-    t.expect(not changed, 1, _UNCHANGED,
-             f"{' and '.join(changed)} in place (e.g. {example}): the caller's tensors must stay as they were, so "
-             f"compute new tensors instead (x / y rather than x /= y, masked_fill rather than masked_fill_)")
+    expect_unchanged(t, changed, example, "compute new tensors instead (x / y rather than x /= y, masked_fill rather "
+                                          "than masked_fill_)")
+
+
+def _Calls(t, fn, fn_name, names, changed):
+    """The learner's function on copies of its inputs, with the finished versions off (see OnCopies)."""
+    return OnCopies(t, fn, fn_name, names, changed, switched_off=_finished_versions_off)
 
 
 def _shape_then(t, shape_ok, points, what, shape_hint, ok, hint):
@@ -82,22 +55,6 @@ def _shape_then(t, shape_ok, points, what, shape_hint, ok, hint):
     if not shape_ok:
         t.require(False, points, what, shape_hint)
     t.expect(ok, points, what, hint)
-
-
-def _why(got, want, crash, label, atol=1e-5):
-    """Why an answer on the case ``label`` is wrong: a crash, a shape, nan/inf, or the first differing entry."""
-    if crash:
-        guess = "" if crash.startswith("NotImplementedError") else " (does it assume the example's sizes?)"
-        return f"{label}: your code raised {crash}{guess}"
-    if got is None:
-        return f"{label}: expected numbers of shape {tuple(want.shape)}, got {_describe(got)}"
-    if got.shape != want.shape:
-        return (f"{label}: expected shape {tuple(want.shape)}, got {tuple(got.shape)} (does it assume the example's "
-                f"sizes?)")
-    return f"{label}: {_where(got, want, atol)}"
-
-
-# --------------------------------------------------------------------------- exercise 1: content addressing
 
 
 def _ref_content(memory, key, beta, cosine=True, use_beta=True):
