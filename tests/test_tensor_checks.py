@@ -190,3 +190,30 @@ def test_disabled_refuses_a_closure_it_cannot_swap():
     with pytest.raises(TypeError, match="owner, name"):
         with disabled(outer()):
             pass
+
+
+def test_on_copies_gives_copies_notes_changes_inside_lists_and_keeps_a_crash_to_one_part():
+    from course_utils.grading.core import Checker
+    from course_utils.grading.tensor_checks import OnCopies
+
+    def scale_first(xs, y):
+        xs[0].mul_(2)
+        return xs[0] + y
+
+    t, changed = Checker(), []
+    call = OnCopies(t, scale_first, "scale_first", ("xs", "y"), changed)
+    xs, y = [torch.ones(2), torch.zeros(2)], torch.ones(2)
+    got = call(xs, y)
+    assert torch.equal(got, torch.full((2,), 3.0)) and torch.equal(xs[0], torch.ones(2))   # the original is intact
+    assert changed == ["scale_first changed `xs`"]
+    crash = OnCopies(t, lambda xs, y: xs[5], "pick", ("xs", "y"))
+    assert crash.attempt(xs, y) == (None, "IndexError: list index out of range")
+
+
+def test_why_wrong_names_the_case_and_the_first_difference():
+    from course_utils.grading.tensor_checks import why_wrong
+
+    want = torch.tensor([1.0, 2.0, 3.0])
+    assert why_wrong(torch.tensor([1.0, 2.5, 3.0]), want, "", "n=3") == "n=3: at index 1: expected 2, got 2.5"
+    assert "expected shape (3,), got (2,)" in why_wrong(torch.ones(2), want, "", "n=3")
+    assert why_wrong(None, want, "ValueError: no", "n=3").endswith("(does it assume the example's sizes?)")
