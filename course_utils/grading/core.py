@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Callable
 
 from . import record as _record
@@ -86,11 +86,6 @@ class CheckResult:
             if p.earned < p.points and p.message:
                 lines.append(f"         -> {p.message}")
         return "\n".join(lines)
-
-    def to_json(self) -> dict:
-        data = asdict(self)
-        data["points"] = self.points
-        return data
 
 
 class Checker:

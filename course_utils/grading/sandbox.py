@@ -54,10 +54,11 @@ def command(inner: list[str], course_root: Path, hidden: list[Path], scratch_byt
             args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     if os.path.isdir("/sys/devices/system/cpu"):  # torch reads the CPU's topology here
         args += ["--ro-bind", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
-    for path in _visible(course_root):
+    visible = _visible(course_root)
+    for path in visible:
         if not any(path.is_relative_to(top) for top in _SYSTEM if os.path.isdir(top) and not os.path.islink(top)):
             args += ["--ro-bind", str(path), str(path)]
-    shown = _visible(course_root) + [Path(t) for t in _SYSTEM]
+    shown = visible + [Path(t) for t in _SYSTEM]
     for path in hidden:  # e.g. submissions/ or the gradebook folder inside the course: an empty tmpfs over it
         path = Path(os.path.realpath(path))
         if path.is_dir() and any(path.is_relative_to(v) for v in shown):

@@ -166,6 +166,23 @@ def _gat_rows_hint(got, keep):
     return f"each row should sum to 1 over the node's neighbours and itself; row sums: {_rounded(got.sum(-1))}"
 
 
+def _expect_other_sizes(t, call, others, wants, ignored_slope):
+    """The parts shared by GAT's and GATv2's coefficients: the other sizes (large and mixed-scale features, a
+    negative_slope other than 0.2), then the inputs left unchanged."""
+    fails = []
+    for (label, inputs, slope), want in zip(others, wants):
+        raw, crash = call.attempt(*inputs, negative_slope=slope)
+        got = _as_array(raw)
+        if _close(got, want):
+            continue
+        if slope != 0.2 and _close(got, ignored_slope):
+            fails.append(f"{label}: your coefficients are those of slope 0.2; use the negative_slope argument")
+        else:
+            fails.append(_mismatch(got, want, label, _SIZES, crash))
+    t.expect(not fails, 1, "other sizes, large and mixed-scale features, the negative_slope argument", _summary(fails))
+    call.expect_unchanged("adj |= eye or adj.fill_diagonal_(True)")
+
+
 @register("10.gat_coefficients", title="GAT attention coefficients, masked by the adjacency", exercise_set=SET,
           points=6)
 def check_gat_coefficients(t, gat_coefficients):
@@ -205,18 +222,7 @@ def check_gat_coefficients(t, gat_coefficients):
     hint = next((msg for msg, v in variants.items() if _close(got, v)), None) or _first_diff(got, want)
     t.expect(_close(got, want), 2, "alpha = softmax over neighbours of LeakyReLU(a_dst . W h_i + a_src . W h_j)", hint)
 
-    fails = []
-    for (label, inputs, slope), want in zip(others, wants):
-        raw, crash = call.attempt(*inputs, negative_slope=slope)
-        got = _as_array(raw)
-        if _close(got, want):
-            continue
-        if slope != 0.2 and _close(got, ignored_slope):
-            fails.append(f"{label}: your coefficients are those of slope 0.2; use the negative_slope argument")
-        else:
-            fails.append(_mismatch(got, want, label, _SIZES, crash))
-    t.expect(not fails, 1, "other sizes, large and mixed-scale features, the negative_slope argument", _summary(fails))
-    call.expect_unchanged("adj |= eye or adj.fill_diagonal_(True)")
+    _expect_other_sizes(t, call, others, wants, ignored_slope)
 
 
 # --------------------------------------------------------------------------- exercise 2: multi-head GAT
@@ -341,18 +347,7 @@ def check_gatv2_coefficients(t, gatv2_coefficients):
               f"6 nodes should give (6, 6), got {_describe(raw)}")
     hint = next((msg for msg, v in variants.items() if _close(got, v)), None) or _first_diff(got, want)
     t.expect(_close(got, want), 2, "alpha = softmax over neighbours of a . LeakyReLU(W_dst h_i + W_src h_j)", hint)
-    fails = []
-    for (label, inputs, slope), want in zip(others, wants):
-        raw, crash = call.attempt(*inputs, negative_slope=slope)
-        got = _as_array(raw)
-        if _close(got, want):
-            continue
-        if slope != 0.2 and _close(got, ignored_slope):
-            fails.append(f"{label}: your coefficients are those of slope 0.2; use the negative_slope argument")
-        else:
-            fails.append(_mismatch(got, want, label, _SIZES, crash))
-    t.expect(not fails, 1, "other sizes, large and mixed-scale features, the negative_slope argument", _summary(fails))
-    call.expect_unchanged("adj |= eye or adj.fill_diagonal_(True)")
+    _expect_other_sizes(t, call, others, wants, ignored_slope)
 
 
 # --------------------------------------------------------------------------- exercise 4: predictions
